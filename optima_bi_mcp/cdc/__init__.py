@@ -1,0 +1,1 @@
+"""Change data capture: Debezium change events from Kafka into the store."""

@@ -1,0 +1,1 @@
+"""Who is asking: principals, device-flow login, token storage, bearer validation."""
