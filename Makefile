@@ -18,8 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	infra/up
-	$(BIN)/python -m pytest
+	infra/with-services tests/run $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

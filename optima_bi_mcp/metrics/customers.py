@@ -1,0 +1,150 @@
+"""Customer facts as of T and the segments built on them (METRICS.md, "Customer facts").
+
+A customer is lower(trim(customer_email)) within one merchant; its facts come
+from the merchant's counted orders created before T.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from optima_bi_mcp.metrics.models import (
+    ChurnedCustomer,
+    ChurnedCustomersArgs,
+    ChurnedCustomersResult,
+    CustomerSummaryArgs,
+    CustomerSummaryResult,
+)
+from optima_bi_mcp.metrics.numbers import money, ratio, utc
+from optima_bi_mcp.metrics.pagination import decode_cursor, page
+from optima_bi_mcp.metrics.periods import local_midnight, resolve_period, zone
+from optima_bi_mcp.metrics.scope import (
+    COUNTED,
+    CUSTOMER_SQL,
+    instant,
+    merchant_info,
+    period_out,
+    period_params,
+    quotient,
+)
+from optima_bi_mcp.store.client import Store
+
+# Per customer, over counted orders before T; `in_period` counts those at or after `start`.
+_FACTS_SQL = f"""
+SELECT {CUSTOMER_SQL} AS email,
+       min(created_at) AS first_order_at, max(created_at) AS last_order_at,
+       count() AS orders_count, sum(amount_total) AS ltv,
+       countIf(created_at >= {{start:DateTime64(6, 'UTC')}}) AS in_period
+FROM orders FINAL
+WHERE merchant_id = {{merchant:UUID}} AND created_at < {{end:DateTime64(6, 'UTC')}}
+  AND {COUNTED}
+GROUP BY email
+"""
+
+SUMMARY_SQL = f"""
+SELECT count(),
+       countIf(first_order_at >= {{start:DateTime64(6, 'UTC')}}),
+       countIf(in_period > 0 AND orders_count >= 2),
+       countIf(last_order_at < {{churn_before:DateTime64(6, 'UTC')}}),
+       countIf(ltv > 0),
+       countIf(orders_count >= 2),
+       sum(ltv)
+FROM ({_FACTS_SQL})
+"""
+
+_CHURNED = f"""
+FROM ({_FACTS_SQL})
+WHERE last_order_at < {{churn_before:DateTime64(6, 'UTC')}}
+"""
+CHURNED_TOTAL_SQL = "SELECT count() " + _CHURNED
+CHURNED_PAGE_SQL = f"""
+SELECT email, last_order_at, orders_count, ltv {_CHURNED}
+ORDER BY ltv DESC, email ASC
+LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+"""
+
+DAY = timedelta(days=1)
+
+
+def customer_summary(
+    store: Store, merchant_id: UUID, args: CustomerSummaryArgs, now: datetime
+) -> CustomerSummaryResult:
+    """Counts of the customer segments as of T = the end of the period.
+
+    `customers` are those with at least one counted order before T; `new`,
+    `repeat`, `churned` and `vip` follow METRICS.md. vip is exactly
+    ⌈10 % × C⌉ for C customers with ltv > 0 (ties only decide who, not how many).
+    """
+    _, currency = merchant_info(store, merchant_id)
+    period = resolve_period(
+        start=args.start,
+        end=args.end,
+        days=args.days,
+        timezone=args.timezone,
+        default_days=30,
+        now=now,
+    )
+    params = period_params(merchant_id, period)
+    params["churn_before"] = instant(period.end - args.churn_days * DAY)
+
+    row = store.query(SUMMARY_SQL, params)[0]
+    customers, new, repeat, churned, paying, returning, ltv = row
+    return CustomerSummaryResult(
+        period=period_out(period),
+        customers=int(customers),
+        new=int(new),
+        repeat=int(repeat),
+        churned=int(churned),
+        vip=-(-int(paying) // 10),
+        repeat_rate=ratio(returning, customers),
+        avg_ltv=money(quotient(ltv, customers)),
+        currency=currency,
+    )
+
+
+def churned_customers(
+    store: Store, merchant_id: UUID, args: ChurnedCustomersArgs, now: datetime
+) -> ChurnedCustomersResult:
+    """Customers whose last counted order is before T − churn_days, ltv descending.
+
+    T is the start of the day after `as_of` (default: today) in `timezone`.
+    Ties go to the e-mail, ascending. `total` counts every page.
+    """
+    _, currency = merchant_info(store, merchant_id)
+    tz = zone(args.timezone)
+    as_of = args.as_of or now.astimezone(tz).date()
+    t = local_midnight(as_of + DAY, tz)
+    query = args.model_dump(mode="json", exclude={"cursor", "limit"})
+    offset = decode_cursor(args.cursor, query)
+
+    params = {
+        "merchant": str(merchant_id),
+        "start": instant(t),
+        "end": instant(t),
+        "churn_before": instant(t - args.churn_days * DAY),
+    }
+    total = int(store.query(CHURNED_TOTAL_SQL, params)[0][0])
+    page_params = params | {"limit": args.limit + 1, "offset": offset}
+    rows, next_cursor = page(store.query(CHURNED_PAGE_SQL, page_params), offset, args.limit, query)
+    return ChurnedCustomersResult(
+        as_of=t,
+        churn_days=args.churn_days,
+        currency=currency,
+        total=total,
+        items=[_churned(row, t) for row in rows],
+        next_cursor=next_cursor,
+    )
+
+
+def _churned(row: tuple[Any, ...], t: datetime) -> ChurnedCustomer:
+    email, last_order_at, orders_count, ltv = row
+    last = utc(last_order_at)
+    return ChurnedCustomer(
+        email=email,
+        last_order_at=last,
+        days_since_last_order=(t - last) // DAY,
+        orders_count=int(orders_count),
+        ltv=money(ltv),
+    )

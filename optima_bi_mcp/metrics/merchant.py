@@ -1,0 +1,266 @@
+"""The merchant metrics of METRICS.md, computed on the store.
+
+Every function takes the merchant it is scoped to (resolved from the principal
+by the MCP layer), validated arguments and `now` (an aware UTC instant; metric
+functions never read the clock). Sums stay exact Decimals until the result
+model rounds them (`numbers.money`, `numbers.ratio`, half to even).
+
+The customer metrics live in `customers.py` and the inventory in
+`inventory.py`; they are re-exported here so callers import one module.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from loguru import logger
+
+from optima_bi_mcp.metrics.customers import churned_customers, customer_summary
+from optima_bi_mcp.metrics.inventory import inventory_status
+from optima_bi_mcp.metrics.models import (
+    GetSalesArgs,
+    SalesBucket,
+    SalesFigures,
+    SalesGrowth,
+    SalesResult,
+    TopProduct,
+    TopProductsArgs,
+    TopProductsResult,
+)
+from optima_bi_mcp.metrics.numbers import growth_pct, money, ratio
+from optima_bi_mcp.metrics.pagination import decode_cursor, page
+from optima_bi_mcp.metrics.periods import Period, bucket_starts, local_midnight, resolve_period
+from optima_bi_mcp.metrics.scope import (
+    COUNTED,
+    CUSTOMER_SQL,
+    exact,
+    instant,
+    merchant_info,
+    period_out,
+    period_params,
+    quotient,
+)
+from optima_bi_mcp.store.client import Store
+
+__all__ = [
+    "churned_customers",
+    "customer_summary",
+    "get_sales",
+    "inventory_status",
+    "merchant_info",
+    "top_products",
+]
+
+log = logger.bind(module=__name__)
+
+# The key of each bucket, cut in the period's zone. Day, week and month keys are
+# local dates (turned into the UTC instant of their local midnight in Python);
+# the hour key is the epoch second of the local hour start, which stays right
+# on both sides of a DST fall-back, when a local hour happens twice.
+_BUCKET_KEYS = {
+    "hour": "toUnixTimestamp(toStartOfHour(created_at, {tz:String}))",
+    "day": "toDate(created_at, {tz:String})",
+    "week": "toMonday(created_at, {tz:String})",
+    "month": "toStartOfMonth(created_at, {tz:String})",
+}
+
+_SERIES_SQL = """
+SELECT {key} AS bucket,
+       sum(amount_total), count(), uniqExact({customer}), sum(platform_fee)
+FROM orders FINAL
+WHERE merchant_id = {{merchant:UUID}}
+  AND created_at >= {{start:DateTime64(6, 'UTC')}} AND created_at < {{end:DateTime64(6, 'UTC')}}
+  AND {counted}
+GROUP BY bucket
+"""
+SERIES_SQL = {
+    bucket: _SERIES_SQL.format(key=key, customer=CUSTOMER_SQL, counted=COUNTED)
+    for bucket, key in _BUCKET_KEYS.items()
+}
+
+# The current period and the previous one in one pass over [previous start, end).
+TOTALS_SQL = f"""
+SELECT sumIf(amount_total, current), countIf(current),
+       uniqExactIf(customer, current), sumIf(platform_fee, current),
+       sumIf(amount_total, NOT current), countIf(NOT current),
+       uniqExactIf(customer, NOT current), sumIf(platform_fee, NOT current)
+FROM (
+    SELECT amount_total, platform_fee, {CUSTOMER_SQL} AS customer,
+           created_at >= {{start:DateTime64(6, 'UTC')}} AS current
+    FROM orders FINAL
+    WHERE merchant_id = {{merchant:UUID}}
+      AND created_at >= {{previous:DateTime64(6, 'UTC')}}
+      AND created_at < {{end:DateTime64(6, 'UTC')}}
+      AND {COUNTED}
+)
+"""
+
+_PRODUCT_SALES_SQL = """
+WITH sales AS (
+    SELECT product_id, sum(amount) AS revenue, sum(quantity) AS quantity,
+           uniqExact(order_id) AS orders
+    FROM order_items FINAL
+    WHERE merchant_id = {{merchant:UUID}}
+      AND order_id IN (
+          SELECT id FROM orders FINAL
+          WHERE merchant_id = {{merchant:UUID}}
+            AND created_at >= {{start:DateTime64(6, 'UTC')}}
+            AND created_at < {{end:DateTime64(6, 'UTC')}}
+            AND {counted}
+      )
+    GROUP BY product_id
+)
+SELECT s.product_id, p.sku, p.name, p.category, s.revenue, s.quantity, s.orders
+FROM sales AS s
+LEFT JOIN (
+    SELECT id, sku, name, category FROM products FINAL WHERE merchant_id = {{merchant:UUID}}
+) AS p ON p.id = s.product_id
+ORDER BY {order}, toString(s.product_id) ASC
+LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+"""
+# Ties between products go to the id's canonical text, not ClickHouse's UUID order.
+TOP_PRODUCTS_SQL = {
+    by: _PRODUCT_SALES_SQL.format(order=f"s.{by} DESC", counted=COUNTED)
+    for by in ("revenue", "quantity")
+}
+
+TOTAL_ITEM_REVENUE_SQL = f"""
+SELECT sum(amount) FROM order_items FINAL
+WHERE merchant_id = {{merchant:UUID}}
+  AND order_id IN (
+      SELECT id FROM orders FINAL
+      WHERE merchant_id = {{merchant:UUID}}
+        AND created_at >= {{start:DateTime64(6, 'UTC')}}
+        AND created_at < {{end:DateTime64(6, 'UTC')}}
+        AND {COUNTED}
+  )
+"""
+
+
+def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime) -> SalesResult:
+    """Revenue, orders, aov, unique customers and fees of a period, per bucket and in total.
+
+    Every bucket of the period is present, zeros included; more than 400
+    buckets is INVALID_ARGUMENT naming `bucket`. `previous` is the period of
+    the same length ending where this one starts; `growth_pct` is null where
+    the previous figure is 0.
+    """
+    _, currency = merchant_info(store, merchant_id)
+    period = _period(args, 7, now)
+    starts = bucket_starts(period, args.bucket)
+
+    params = period_params(merchant_id, period)
+    by_start = _series_rows(store, params, period, args.bucket)
+    series = [_bucket(start, by_start.get(start)) for start in starts]
+
+    params["previous"] = instant(period.previous().start)
+    totals = store.query(TOTALS_SQL, params)[0]
+    current, previous = _figures(totals[:4]), _figures(totals[4:])
+    return SalesResult(
+        **current.model_dump(),
+        period=period_out(period),
+        currency=currency,
+        bucket=args.bucket,
+        series=series,
+        previous=previous,
+        growth_pct=_growth(totals[:4], totals[4:]),
+    )
+
+
+def _period(args: Any, default_days: int, now: datetime) -> Period:
+    return resolve_period(
+        start=args.start,
+        end=args.end,
+        days=args.days,
+        timezone=args.timezone,
+        default_days=default_days,
+        now=now,
+    )
+
+
+def _series_rows(
+    store: Store, params: dict[str, Any], period: Period, bucket: str
+) -> dict[datetime, tuple[Any, ...]]:
+    """The counted orders of the period grouped by bucket, keyed by the bucket's UTC start."""
+    rows = store.query(SERIES_SQL[bucket], params)
+    out: dict[datetime, tuple[Any, ...]] = {}
+    for key, *figures in rows:
+        if isinstance(key, date):
+            start = local_midnight(key, period.tz)
+        else:
+            start = datetime.fromtimestamp(int(key), tz=period.start.tzinfo)
+        out[start] = tuple(figures)
+    return out
+
+
+def _figures(row: tuple[Any, ...] | None) -> SalesFigures:
+    revenue, orders, customers, fees = row if row is not None else (0, 0, 0, 0)
+    return SalesFigures(
+        revenue=money(revenue),
+        orders=int(orders),
+        aov=money(quotient(revenue, orders)),
+        unique_customers=int(customers),
+        platform_fees=money(fees),
+    )
+
+
+def _bucket(start: datetime, row: tuple[Any, ...] | None) -> SalesBucket:
+    return SalesBucket(bucket_start=start, **_figures(row).model_dump())
+
+
+def _growth(current: tuple[Any, ...], previous: tuple[Any, ...]) -> SalesGrowth:
+    """growth_pct of each figure, from the exact (unrounded) values."""
+    (revenue, orders, customers, fees), (p_revenue, p_orders, p_customers, p_fees) = (
+        current,
+        previous,
+    )
+    return SalesGrowth(
+        revenue=growth_pct(revenue, p_revenue),
+        orders=growth_pct(orders, p_orders),
+        aov=growth_pct(quotient(revenue, orders), quotient(p_revenue, p_orders)),
+        unique_customers=growth_pct(customers, p_customers),
+        platform_fees=growth_pct(fees, p_fees),
+    )
+
+
+def top_products(
+    store: Store, merchant_id: UUID, args: TopProductsArgs, now: datetime
+) -> TopProductsResult:
+    """Products ranked by revenue or quantity over the counted orders of a period.
+
+    Ties go to the product id's canonical text, ascending. `share_of_revenue`
+    is the product's revenue over the revenue of all products in the period.
+    """
+    _, currency = merchant_info(store, merchant_id)
+    period = _period(args, 30, now)
+    query = args.model_dump(mode="json", exclude={"cursor", "limit"})
+    offset = decode_cursor(args.cursor, query)
+
+    params = period_params(merchant_id, period) | {"limit": args.limit + 1, "offset": offset}
+    rows = store.query(TOP_PRODUCTS_SQL[args.sort_by], params)
+    items, next_cursor = page(rows, offset, args.limit, query)
+    total = exact(store.query(TOTAL_ITEM_REVENUE_SQL, params)[0][0])
+    return TopProductsResult(
+        period=period_out(period),
+        currency=currency,
+        sort_by=args.sort_by,
+        total_revenue=money(total),
+        items=[_top_product(row, total) for row in items],
+        next_cursor=next_cursor,
+    )
+
+
+def _top_product(row: tuple[Any, ...], total: Any) -> TopProduct:
+    product_id, sku, name, category, revenue, quantity, orders = row
+    return TopProduct(
+        product_id=UUID(str(product_id)),
+        sku=sku or "",
+        name=name or "",
+        category=category or "",
+        revenue=money(revenue),
+        quantity=int(quantity),
+        orders=int(orders),
+        share_of_revenue=ratio(revenue, total),
+    )

@@ -1,0 +1,375 @@
+"""Platform metrics (METRICS.md, administrators only): overview, merchants, MRR, revenue.
+
+Platform-wide scans of `orders FINAL` are too slow, so whole UTC days come from
+the `merchant_daily` rollup (kept exact by `store.rollups`) and only the partial
+days at the edges of a period that ends at `now` are read from the latest state
+of `orders`, over a narrow `created_at` range. Subscriptions and transfers are
+small (a few rows per merchant) and are read from their latest state directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from loguru import logger
+
+from optima_bi_mcp.metrics import subscriptions
+from optima_bi_mcp.metrics.models import (
+    MonthFees,
+    PeriodOut,
+    PlatformGrowth,
+    PlatformMerchant,
+    PlatformMerchantsArgs,
+    PlatformMerchantsResult,
+    PlatformMrrArgs,
+    PlatformMrrResult,
+    PlatformOverviewArgs,
+    PlatformOverviewResult,
+    PlatformRevenueArgs,
+    PlatformRevenueResult,
+)
+from optima_bi_mcp.metrics.numbers import growth_pct, money, ratio, utc
+from optima_bi_mcp.metrics.pagination import decode_cursor, page
+from optima_bi_mcp.metrics.periods import (
+    Period,
+    add_months,
+    month_bounds,
+    parse_month,
+    resolve_period,
+)
+from optima_bi_mcp.store.client import Store
+from optima_bi_mcp.store.rollups import COUNTED_SQL
+
+log = logger.bind(module=__name__)
+
+CURRENCY = "USD"
+TRANSFER_STATUSES = ("pending", "paid", "failed")
+DAY = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ts(instant: datetime) -> str:
+    """An instant as a `DateTime64(6, 'UTC')` parameter, microseconds kept."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- platform_overview
+
+_MONTHS_FROM_ROLLUP = """
+SELECT toStartOfMonth(day) AS month, sum(orders), sum(gmv), sum(platform_fees),
+       uniqExactIf(merchant_id, orders > 0)
+FROM merchant_daily FINAL
+WHERE (day >= {m0:Date} AND day < {m0_end:Date})
+   OR (day >= {m1:Date} AND day < {m1_end:Date})
+   OR (day >= {m12:Date} AND day < {m12_end:Date})
+GROUP BY month
+"""
+
+_NEW_MERCHANTS = """
+SELECT count() FROM merchants FINAL
+WHERE created_at >= {lo:DateTime64(6, 'UTC')} AND created_at < {hi:DateTime64(6, 'UTC')}
+"""
+
+
+@dataclass(frozen=True)
+class MonthTotals:
+    orders: int = 0
+    gmv: Decimal = Decimal(0)
+    platform_fees: Decimal = Decimal(0)
+    active_merchants: int = 0
+
+
+def platform_overview(
+    store: Store, args: PlatformOverviewArgs, now: datetime
+) -> PlatformOverviewResult:
+    """GMV, orders, AOV, active and new merchants, fees and take rate of a UTC month."""
+    month = parse_month(args.month, now)
+    previous, year_ago = add_months(month, -1), add_months(month, -12)
+    params: dict[str, Any] = {}
+    for key, first in (("m0", month), ("m1", previous), ("m12", year_ago)):
+        params[key], params[f"{key}_end"] = first, add_months(first, 1)
+    totals = {
+        row[0]: MonthTotals(int(row[1]), Decimal(row[2]), Decimal(row[3]), int(row[4]))
+        for row in store.query(_MONTHS_FROM_ROLLUP, params)
+    }
+    current = totals.get(month, MonthTotals())
+    lo, hi = month_bounds(month)
+    new = store.query(_NEW_MERCHANTS, {"lo": ts(lo), "hi": ts(hi)})[0][0]
+
+    return PlatformOverviewResult(
+        month=month.strftime("%Y-%m"),
+        currency=CURRENCY,
+        gmv=money(current.gmv),
+        orders=current.orders,
+        aov=money(current.gmv / current.orders if current.orders else 0),
+        active_merchants=current.active_merchants,
+        new_merchants=int(new),
+        platform_fees=money(current.platform_fees),
+        take_rate=ratio(current.platform_fees, current.gmv),
+        mom_pct=_growth(current, totals.get(previous, MonthTotals())),
+        yoy_pct=_growth(current, totals.get(year_ago, MonthTotals())),
+    )
+
+
+def _growth(current: MonthTotals, before: MonthTotals) -> PlatformGrowth:
+    return PlatformGrowth(
+        gmv=growth_pct(current.gmv, before.gmv),
+        orders=growth_pct(current.orders, before.orders),
+        active_merchants=growth_pct(current.active_merchants, before.active_merchants),
+    )
+
+
+# ---------------------------------------------------------------- platform_merchants
+
+_MERCHANTS = """
+SELECT id, toString(id) AS key, name, created_at FROM merchants FINAL
+WHERE created_at < {t:DateTime64(6, 'UTC')}
+"""
+
+# Whole days strictly between the edge days; edge days come from `orders`.
+_MERCHANT_DAYS = """
+SELECT merchant_id,
+       sumIf(orders, day > {d30:Date}), sumIf(gmv, day > {d30:Date}),
+       sumIf(gmv, day > {d60:Date} AND day < {d30:Date}), max(last_order_at)
+FROM merchant_daily FINAL
+WHERE day < {d0:Date} AND day != {d30:Date} AND day != {d60:Date}
+GROUP BY merchant_id
+"""
+
+_MERCHANT_EDGES = f"""
+SELECT merchant_id,
+       countIf(created_at >= {{t30:DateTime64(6, 'UTC')}}),
+       sumIf(amount_total, created_at >= {{t30:DateTime64(6, 'UTC')}}),
+       sumIf(amount_total, created_at >= {{t60:DateTime64(6, 'UTC')}}
+                           AND created_at < {{t30:DateTime64(6, 'UTC')}}),
+       max(created_at)
+FROM orders FINAL
+WHERE ((created_at >= {{e60:DateTime64(6, 'UTC')}} AND created_at < {{e60_end:DateTime64(6, 'UTC')}})
+    OR (created_at >= {{e30:DateTime64(6, 'UTC')}} AND created_at < {{e30_end:DateTime64(6, 'UTC')}})
+    OR (created_at >= {{e0:DateTime64(6, 'UTC')}} AND created_at < {{t:DateTime64(6, 'UTC')}}))
+  AND {COUNTED_SQL}
+GROUP BY merchant_id
+"""
+
+
+@dataclass
+class MerchantFigures:
+    """One merchant's 30-day figures as of T, exact until the result is built."""
+
+    merchant_id: UUID
+    key: str
+    name: str
+    created_at: datetime
+    orders_30d: int = 0
+    gmv_30d: Decimal = Decimal(0)
+    gmv_prev_30d: Decimal = Decimal(0)
+    last_order_at: datetime | None = None
+
+    def add(self, orders: int, gmv: Decimal, gmv_prev: Decimal, last: datetime | None) -> None:
+        self.orders_30d += int(orders)
+        self.gmv_30d += Decimal(gmv)
+        self.gmv_prev_30d += Decimal(gmv_prev)
+        if last is not None:
+            last = utc(last)
+            if self.last_order_at is None or last > self.last_order_at:
+                self.last_order_at = last
+
+    @property
+    def growth_pct(self) -> Decimal | None:
+        return growth_pct(self.gmv_30d, self.gmv_prev_30d)
+
+    def segment(self, now: datetime) -> str:
+        last = self.last_order_at
+        if last is not None and last >= now - 30 * DAY:
+            return "active"
+        if last is not None and last >= now - 90 * DAY:
+            return "sleeping"
+        if self.created_at < now - 90 * DAY:
+            return "churned"
+        return "other"
+
+
+def platform_merchants(
+    store: Store, args: PlatformMerchantsArgs, now: datetime
+) -> PlatformMerchantsResult:
+    """Merchants with 30-day GMV, growth and last order, by segment, sorted and paginated."""
+    query = {"segment": args.segment, "sort_by": args.sort_by}
+    offset = decode_cursor(args.cursor, query)
+
+    figures = merchant_figures(store, now)
+    chosen = [f for f in figures if args.segment == "top" or f.segment(now) == args.segment]
+    chosen.sort(key=_SORT_KEYS[args.sort_by])
+    window = chosen[offset : offset + args.limit + 1]
+    items, next_cursor = page(window, offset, args.limit, query)
+
+    return PlatformMerchantsResult(
+        as_of=now,
+        segment=args.segment,
+        sort_by=args.sort_by,
+        currency=CURRENCY,
+        total=len(chosen),
+        items=[_merchant_item(f, now) for f in items],
+        next_cursor=next_cursor,
+    )
+
+
+def merchant_figures(store: Store, now: datetime) -> list[MerchantFigures]:
+    """Every merchant created before `now`, with its figures over the two 30-day windows."""
+    t30, t60 = now - 30 * DAY, now - 60 * DAY
+    d0, d30, d60 = now.date(), t30.date(), t60.date()
+    merchants = {
+        row[0]: MerchantFigures(UUID(str(row[0])), row[1], row[2], utc(row[3]))
+        for row in store.query(_MERCHANTS, {"t": ts(now)})
+    }
+    days = store.query(_MERCHANT_DAYS, {"d0": d0, "d30": d30, "d60": d60})
+    edges = store.query(
+        _MERCHANT_EDGES,
+        {
+            "t": ts(now),
+            "t30": ts(t30),
+            "t60": ts(t60),
+            "e0": ts(midnight(d0)),
+            "e30": ts(midnight(d30)),
+            "e30_end": ts(midnight(d30) + DAY),
+            "e60": ts(midnight(d60)),
+            "e60_end": ts(midnight(d60) + DAY),
+        },
+    )
+    for merchant_id, orders, gmv, gmv_prev, last in [*days, *edges]:
+        figures = merchants.get(merchant_id)
+        if figures is not None:
+            figures.add(orders, gmv, gmv_prev, last)
+    return list(merchants.values())
+
+
+def _nulls_last_desc(value: Any) -> tuple[int, Any]:
+    """A sort key placing larger values first and None after every value."""
+    if value is None:
+        return (1, 0)
+    if isinstance(value, datetime):
+        return (0, -((value - EPOCH) // timedelta(microseconds=1)))
+    return (0, -value)
+
+
+_SORT_KEYS = {
+    "gmv_30d": lambda f: (-f.gmv_30d, f.key),
+    "growth_pct": lambda f: (*_nulls_last_desc(f.growth_pct), f.key),
+    "last_order_at": lambda f: (*_nulls_last_desc(f.last_order_at), f.key),
+}
+
+
+def _merchant_item(figures: MerchantFigures, now: datetime) -> PlatformMerchant:
+    return PlatformMerchant(
+        merchant_id=figures.merchant_id,
+        name=figures.name,
+        segment=figures.segment(now),  # type: ignore[arg-type]
+        gmv_30d=money(figures.gmv_30d),
+        orders_30d=figures.orders_30d,
+        gmv_prev_30d=money(figures.gmv_prev_30d),
+        growth_pct=figures.growth_pct,
+        last_order_at=figures.last_order_at,
+    )
+
+
+# ---------------------------------------------------------------- platform_mrr
+
+
+def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> PlatformMrrResult:
+    """MRR at the end of a UTC month, its movements over the month, and the rates."""
+    return subscriptions.platform_mrr(store, args, now)
+
+
+# ---------------------------------------------------------------- platform_revenue
+
+_FEES_BY_MONTH = """
+SELECT toStartOfMonth(day) AS month, sum(platform_fees)
+FROM merchant_daily FINAL
+WHERE day >= {lo:Date} AND day < {hi:Date}
+GROUP BY month
+"""
+
+_FEES_PARTIAL_DAY = f"""
+SELECT sum(platform_fee) FROM orders FINAL
+WHERE created_at >= {{lo:DateTime64(6, 'UTC')}} AND created_at < {{hi:DateTime64(6, 'UTC')}}
+  AND {COUNTED_SQL}
+"""
+
+_TRANSFERS = """
+SELECT status, sum(amount) FROM transfers FINAL
+WHERE created_at >= {lo:DateTime64(6, 'UTC')} AND created_at < {hi:DateTime64(6, 'UTC')}
+GROUP BY status
+"""
+
+
+def platform_revenue(
+    store: Store, args: PlatformRevenueArgs, now: datetime
+) -> PlatformRevenueResult:
+    """Fee and subscription revenue and paid transfers over a UTC period."""
+    period = resolve_period(
+        start=args.start, end=args.end, days=args.days, timezone="UTC", default_days=30, now=now
+    )
+    fees = fees_by_month(store, period)
+    fee_revenue = sum(fees.values(), Decimal(0))
+    by_plan = subscriptions.revenue_by_plan(store, period)
+    subscription_revenue = sum(by_plan.values(), Decimal(0))
+    transfers = transfers_by_status(store, period)
+
+    result = PlatformRevenueResult(
+        period=PeriodOut(
+            start=period.start,
+            end=period.end,
+            timezone=period.timezone,
+            start_date=period.start_date,
+            end_date=period.end_date,
+        ),
+        fee_revenue=money(fee_revenue),
+        subscription_revenue=money(subscription_revenue),
+        transfers_paid=money(transfers["paid"]),
+        total=money(fee_revenue + subscription_revenue),
+        currency=CURRENCY,
+    )
+    if args.breakdown:
+        result.fees_by_month = [
+            MonthFees(month=m.strftime("%Y-%m"), fee_revenue=money(v)) for m, v in fees.items()
+        ]
+        result.subscriptions_by_plan = {plan: money(v) for plan, v in by_plan.items()}
+        result.transfers_by_status = {status: money(v) for status, v in transfers.items()}
+    return result
+
+
+def fees_by_month(store: Store, period: Period) -> dict[date, Decimal]:
+    """Σ platform_fee of counted orders in the period, per UTC month it overlaps, in order."""
+    months: dict[date, Decimal] = {}
+    month = period.start.date().replace(day=1)
+    while midnight(month) < period.end:
+        months[month] = Decimal(0)
+        month = add_months(month, 1)
+
+    # Whole days from the rollup; a period ending at `now` ends inside a day.
+    whole_end = period.end.date()
+    rows = store.query(_FEES_BY_MONTH, {"lo": period.start.date(), "hi": whole_end})
+    for month_start, fees in rows:
+        months[month_start] += Decimal(fees)
+    if period.end > midnight(whole_end):
+        partial = store.query(
+            _FEES_PARTIAL_DAY, {"lo": ts(midnight(whole_end)), "hi": ts(period.end)}
+        )
+        months[whole_end.replace(day=1)] += Decimal(partial[0][0] or 0)
+    return months
+
+
+def transfers_by_status(store: Store, period: Period) -> dict[str, Decimal]:
+    """Σ amount of transfers created in the period, per status (every status present)."""
+    totals = dict.fromkeys(TRANSFER_STATUSES, Decimal(0))
+    rows = store.query(_TRANSFERS, {"lo": ts(period.start), "hi": ts(period.end)})
+    for status, amount in rows:
+        totals[status] = totals.get(status, Decimal(0)) + Decimal(amount)
+    return totals
