@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(sink)
     sink.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
     sink.add_argument("--group", default=None, help="consumer group")
+    sink.add_argument("--topic-prefix", default=None, help="Debezium topic.prefix")
+    sink.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus /metrics on 127.0.0.1"
+    )
 
     for name, text in (
         ("login", "log in with a device code"),
@@ -98,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     idp = sub.add_parser("dev-idp", help="a development OAuth/OIDC provider on loopback")
     idp.add_argument("--port", type=int, default=9400)
     idp.add_argument("--host", default="127.0.0.1")
+    idp.add_argument(
+        "--user",
+        action="append",
+        metavar="NAME=admin|merchant:<uuid>",
+        help="a user who can log in (repeatable)",
+    )
+    idp.add_argument("--users-file", help='JSON object {"name": "admin" | "merchant:<uuid>"}')
+    idp.add_argument("--token-lifetime", type=int, default=3600, help="access token seconds")
+    idp.add_argument("--refresh-lifetime", type=int, default=30 * 24 * 3600)
+    idp.add_argument("--device-code-lifetime", type=int, default=600)
+    idp.add_argument("--interval", type=int, default=5, help="device flow polling interval (s)")
+    idp.add_argument("--signing-key", help="private JWK file of the signing key (made if missing)")
     return parser
 
 

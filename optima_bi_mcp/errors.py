@@ -11,6 +11,7 @@
     ├── MigrationError           INTERNAL  (a migration failed to apply)
     ├── SourceError              UNAVAILABLE (the PostgreSQL source)
     ├── SinkError                INTERNAL  (the CDC sink)
+    │   └── ChangeEventError     a change event cannot be decoded (goes to the DLQ)
     └── IdentityError            UNAUTHENTICATED (login, tokens)
 
 Only the tool boundary turns these into tool errors; everything below raises.
@@ -78,6 +79,10 @@ class SourceError(UnavailableError):
 
 class SinkError(OptimaError):
     code = "INTERNAL"
+
+
+class ChangeEventError(SinkError):
+    """A change event cannot be decoded; the sink sends it to the dead-letter topic."""
 
 
 class IdentityError(UnauthenticatedError):

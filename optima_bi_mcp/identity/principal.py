@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from optima_bi_mcp.errors import ForbiddenError, InvalidArgumentError
+from optima_bi_mcp.errors import ForbiddenError, IdentityError, InvalidArgumentError
 
 Role = Literal["merchant", "admin"]
 
@@ -78,3 +79,47 @@ class Principal:
         raise InvalidArgumentError(
             f"--as must be 'admin' or 'merchant:<uuid>', got {text!r}", argument="as"
         )
+
+    @classmethod
+    def from_claims(
+        cls,
+        claims: Mapping[str, Any],
+        *,
+        role_claim: str,
+        merchant_claim: str,
+        environment: str,
+    ) -> Principal:
+        """The principal a validated access token names.
+
+        The role comes from `role_claim` (`merchant` or `admin`); a merchant
+        also needs a UUID in `merchant_claim`. Anything else is refused rather
+        than guessed, because a wrong guess would widen someone's scope.
+        """
+        role = claims.get(role_claim)
+        subject = _text(claims.get("sub"))
+        email = _text(claims.get("email"))
+        if role == "admin":
+            return cls(role="admin", subject=subject, email=email, environment=environment)
+        if role != "merchant":
+            raise IdentityError(
+                f"the token has no usable role in claim {role_claim!r} (merchant or admin)",
+                claim=role_claim,
+            )
+        try:
+            merchant_id = UUID(str(claims.get(merchant_claim)))
+        except ValueError as exc:
+            raise IdentityError(
+                f"a merchant token needs a merchant UUID in claim {merchant_claim!r}",
+                claim=merchant_claim,
+            ) from exc
+        return cls(
+            role="merchant",
+            merchant_id=merchant_id,
+            subject=subject,
+            email=email,
+            environment=environment,
+        )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

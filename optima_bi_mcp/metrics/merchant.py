@@ -11,7 +11,7 @@ The customer metrics live in `customers.py` and the inventory in
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -190,7 +190,7 @@ def _series_rows(
         if isinstance(key, date):
             start = local_midnight(key, period.tz)
         else:
-            start = datetime.fromtimestamp(int(key), tz=period.start.tzinfo)
+            start = datetime.fromtimestamp(int(key), tz=UTC)
         out[start] = tuple(figures)
     return out
 

@@ -1,10 +1,11 @@
 """Platform metrics (METRICS.md, administrators only): overview, merchants, MRR, revenue.
 
-Platform-wide scans of `orders FINAL` are too slow, so whole UTC days come from
-the `merchant_daily` rollup (kept exact by `store.rollups`) and only the partial
-days at the edges of a period that ends at `now` are read from the latest state
-of `orders`, over a narrow `created_at` range. Subscriptions and transfers are
-small (a few rows per merchant) and are read from their latest state directly.
+Platform-wide scans of `orders FINAL` are too slow, so whole UTC months come
+from the `merchant_monthly` rollup, whole UTC days from `merchant_daily` (both
+kept exact by `store.rollups`), and only the days cut by an instant (`now`,
+`now − 30 days`, …) are read from the latest state of `orders`, over a narrow
+`created_at` range. Subscriptions and transfers are small (a few rows per
+merchant) and are read from their latest state directly.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from optima_bi_mcp.metrics.periods import (
     parse_month,
     resolve_period,
 )
+from optima_bi_mcp.metrics.platform_sql import instants, latest_counted_orders, midnight, ts
 from optima_bi_mcp.store.client import Store
-from optima_bi_mcp.store.rollups import COUNTED_SQL
 
 log = logger.bind(module=__name__)
 
@@ -52,24 +53,12 @@ DAY = timedelta(days=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def ts(instant: datetime) -> str:
-    """An instant as a `DateTime64(6, 'UTC')` parameter, microseconds kept."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 # ---------------------------------------------------------------- platform_overview
 
 _MONTHS_FROM_ROLLUP = """
-SELECT toStartOfMonth(day) AS month, sum(orders), sum(gmv), sum(platform_fees),
-       uniqExactIf(merchant_id, orders > 0)
-FROM merchant_daily FINAL
-WHERE (day >= {m0:Date} AND day < {m0_end:Date})
-   OR (day >= {m1:Date} AND day < {m1_end:Date})
-   OR (day >= {m12:Date} AND day < {m12_end:Date})
+SELECT month, sum(orders), sum(gmv), sum(platform_fees), uniqExactIf(merchant_id, orders > 0)
+FROM merchant_monthly FINAL
+WHERE month IN ({m0:Date}, {m1:Date}, {m12:Date})
 GROUP BY month
 """
 
@@ -93,9 +82,7 @@ def platform_overview(
     """GMV, orders, AOV, active and new merchants, fees and take rate of a UTC month."""
     month = parse_month(args.month, now)
     previous, year_ago = add_months(month, -1), add_months(month, -12)
-    params: dict[str, Any] = {}
-    for key, first in (("m0", month), ("m1", previous), ("m12", year_ago)):
-        params[key], params[f"{key}_end"] = first, add_months(first, 1)
+    params = {"m0": month, "m1": previous, "m12": year_ago}
     totals = {
         row[0]: MonthTotals(int(row[1]), Decimal(row[2]), Decimal(row[3]), int(row[4]))
         for row in store.query(_MONTHS_FROM_ROLLUP, params)
@@ -138,24 +125,32 @@ WHERE created_at < {t:DateTime64(6, 'UTC')}
 _MERCHANT_DAYS = """
 SELECT merchant_id,
        sumIf(orders, day > {d30:Date}), sumIf(gmv, day > {d30:Date}),
-       sumIf(gmv, day > {d60:Date} AND day < {d30:Date}), max(last_order_at)
+       sumIf(gmv, day < {d30:Date}), max(last_order_at)
 FROM merchant_daily FINAL
-WHERE day < {d0:Date} AND day != {d30:Date} AND day != {d60:Date}
+WHERE day > {d60:Date} AND day < {d0:Date} AND day != {d30:Date}
+GROUP BY merchant_id
+"""
+
+# Only last_order_at: the months before the current one.
+_MERCHANT_MONTHS = """
+SELECT merchant_id, 0, toDecimal128(0, 2), toDecimal128(0, 2), max(last_order_at)
+FROM merchant_monthly FINAL
+WHERE month < {m0:Date}
 GROUP BY merchant_id
 """
 
 _MERCHANT_EDGES = f"""
+WITH {instants("t", "t30", "t60", "e0", "e30", "e30_end", "e60", "e60_end")}
 SELECT merchant_id,
-       countIf(created_at >= {{t30:DateTime64(6, 'UTC')}}),
-       sumIf(amount_total, created_at >= {{t30:DateTime64(6, 'UTC')}}),
-       sumIf(amount_total, created_at >= {{t60:DateTime64(6, 'UTC')}}
-                           AND created_at < {{t30:DateTime64(6, 'UTC')}}),
-       max(created_at)
-FROM orders FINAL
-WHERE ((created_at >= {{e60:DateTime64(6, 'UTC')}} AND created_at < {{e60_end:DateTime64(6, 'UTC')}})
-    OR (created_at >= {{e30:DateTime64(6, 'UTC')}} AND created_at < {{e30_end:DateTime64(6, 'UTC')}})
-    OR (created_at >= {{e0:DateTime64(6, 'UTC')}} AND created_at < {{t:DateTime64(6, 'UTC')}}))
-  AND {COUNTED_SQL}
+       countIf(created_at >= t30), sumIf(amount_total, created_at >= t30),
+       sumIf(amount_total, created_at >= t60 AND created_at < t30), max(created_at)
+FROM {
+    latest_counted_orders(
+        "(created_at >= e60 AND created_at < e60_end)"
+        " OR (created_at >= e30 AND created_at < e30_end)"
+        " OR (created_at >= e0 AND created_at < t)"
+    )
+}
 GROUP BY merchant_id
 """
 
@@ -230,6 +225,7 @@ def merchant_figures(store: Store, now: datetime) -> list[MerchantFigures]:
         for row in store.query(_MERCHANTS, {"t": ts(now)})
     }
     days = store.query(_MERCHANT_DAYS, {"d0": d0, "d30": d30, "d60": d60})
+    months = store.query(_MERCHANT_MONTHS, {"m0": d0.replace(day=1)})
     edges = store.query(
         _MERCHANT_EDGES,
         {
@@ -243,7 +239,7 @@ def merchant_figures(store: Store, now: datetime) -> list[MerchantFigures]:
             "e60_end": ts(midnight(d60) + DAY),
         },
     )
-    for merchant_id, orders, gmv, gmv_prev, last in [*days, *edges]:
+    for merchant_id, orders, gmv, gmv_prev, last in [*days, *months, *edges]:
         figures = merchants.get(merchant_id)
         if figures is not None:
             figures.add(orders, gmv, gmv_prev, last)
@@ -289,17 +285,23 @@ def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> Platform
 
 # ---------------------------------------------------------------- platform_revenue
 
-_FEES_BY_MONTH = """
+_FEES_WHOLE_MONTHS = """
+SELECT month, sum(platform_fees) FROM merchant_monthly FINAL
+WHERE month IN {months:Array(Date)}
+GROUP BY month
+"""
+
+_FEES_WHOLE_DAYS = """
 SELECT toStartOfMonth(day) AS month, sum(platform_fees)
 FROM merchant_daily FINAL
-WHERE day >= {lo:Date} AND day < {hi:Date}
+WHERE (day >= {lo1:Date} AND day < {hi1:Date}) OR (day >= {lo2:Date} AND day < {hi2:Date})
 GROUP BY month
 """
 
 _FEES_PARTIAL_DAY = f"""
-SELECT sum(platform_fee) FROM orders FINAL
-WHERE created_at >= {{lo:DateTime64(6, 'UTC')}} AND created_at < {{hi:DateTime64(6, 'UTC')}}
-  AND {COUNTED_SQL}
+WITH {instants("lo", "hi")}
+SELECT sum(platform_fee)
+FROM {latest_counted_orders("created_at >= lo AND created_at < hi")}
 """
 
 _TRANSFERS = """
@@ -353,9 +355,14 @@ def fees_by_month(store: Store, period: Period) -> dict[date, Decimal]:
         months[month] = Decimal(0)
         month = add_months(month, 1)
 
-    # Whole days from the rollup; a period ending at `now` ends inside a day.
+    # Whole months, then the whole days around them; a period ending at `now`
+    # ends inside a day, read from the latest state of orders.
     whole_end = period.end.date()
-    rows = store.query(_FEES_BY_MONTH, {"lo": period.start.date(), "hi": whole_end})
+    inside, (head, tail) = split_months(period.start.date(), whole_end)
+    rows = store.query(_FEES_WHOLE_MONTHS, {"months": inside}) if inside else []
+    rows += store.query(
+        _FEES_WHOLE_DAYS, {"lo1": head[0], "hi1": head[1], "lo2": tail[0], "hi2": tail[1]}
+    )
     for month_start, fees in rows:
         months[month_start] += Decimal(fees)
     if period.end > midnight(whole_end):
@@ -364,6 +371,19 @@ def fees_by_month(store: Store, period: Period) -> dict[date, Decimal]:
         )
         months[whole_end.replace(day=1)] += Decimal(partial[0][0] or 0)
     return months
+
+
+def split_months(
+    lo: date, hi: date
+) -> tuple[list[date], tuple[tuple[date, date], tuple[date, date]]]:
+    """The whole months inside the days [lo, hi), and the day ranges before and after them."""
+    first = lo if lo.day == 1 else add_months(lo.replace(day=1), 1)
+    inside = []
+    while add_months(first, len(inside) + 1) <= hi:
+        inside.append(add_months(first, len(inside)))
+    if not inside:
+        return [], ((lo, max(lo, hi)), (lo, lo))
+    return inside, ((lo, inside[0]), (add_months(inside[-1], 1), hi))
 
 
 def transfers_by_status(store: Store, period: Period) -> dict[str, Decimal]:

@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,6 +174,29 @@ class Store:
                 return self._client().command(sql, parameters=parameters)
         except ClickHouseError as exc:
             raise StoreError(f"store command failed: {_first_line(exc)}") from exc
+
+    def stream(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        fmt: str = "TabSeparated",
+        chunk_bytes: int = 1 << 20,
+    ) -> Iterator[bytes]:
+        """Yield a query's result in a text `fmt` as chunks of bytes, so memory stays flat.
+
+        The store is busy until the iterator is exhausted or closed.
+        """
+        try:
+            with self._lock:
+                source = self._client().raw_stream(sql, parameters=parameters, fmt=fmt)
+                try:
+                    while chunk := source.read(chunk_bytes):
+                        yield chunk
+                finally:
+                    source.close()
+        except ClickHouseError as exc:
+            raise StoreError(f"store stream failed: {_first_line(exc)}") from exc
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         """Insert rows (a list of tuples in `columns` order) into a table."""

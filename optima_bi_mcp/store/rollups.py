@@ -1,11 +1,13 @@
-"""Keeping the `merchant_daily` rollup exact by recomputing touched keys.
+"""Keeping the `merchant_daily` and `merchant_monthly` rollups exact by recomputing touched keys.
 
-The rollup holds, per merchant and UTC day, the counted orders (METRICS.md) of
-the latest state. Writers call `refresh_merchant_daily` with the keys a batch
-of changes touched (both the old and the new day of a changed order); the rows
-of those keys are recomputed from `orders FINAL` and written again with a new
-version, zeros included, so the result never depends on how many times or in
-which order changes arrived.
+`merchant_daily` holds, per merchant and UTC day, the counted orders (METRICS.md)
+of the latest state; `merchant_monthly` the same per merchant and UTC month.
+Writers call `refresh_merchant_daily` with the keys a batch of changes touched
+(both the old and the new day of a changed order); the daily rows of those keys
+are recomputed from `orders FINAL`, then the monthly rows holding those days
+from `merchant_daily FINAL`, and both are written again with a new version,
+zeros included, so the result never depends on how many times or in which
+order changes arrived.
 """
 
 from __future__ import annotations
@@ -43,13 +45,28 @@ GROUP BY day, merchant_id
 """
 
 
+_MONTHLY_COLUMNS = ["month", *_COLUMNS[1:]]
+
+_RECOMPUTE_MONTHLY = """
+SELECT toStartOfMonth(day) AS month, merchant_id,
+       sum(orders), sum(gmv), sum(platform_fees), min(first_order_at), max(last_order_at)
+FROM merchant_daily FINAL
+WHERE merchant_id IN {merchants:Array(UUID)} AND day >= {lo:Date} AND day < {hi:Date}
+GROUP BY month, merchant_id
+"""
+
+
 def next_version() -> int:
     """A version larger than any written before by this clock (nanoseconds)."""
     return time.time_ns()
 
 
 def refresh_merchant_daily(store: Store, keys: Iterable[tuple[UUID, date]]) -> int:
-    """Recompute the rollup rows of the given (merchant_id, day) keys; returns rows written."""
+    """Recompute the rollup rows of the given (merchant_id, day) keys; returns rows written.
+
+    The `merchant_monthly` rows of the months holding those days are recomputed
+    after the daily rows, from them (their count is not included in the result).
+    """
     wanted = {(UUID(str(m)), d) for m, d in keys}
     if not wanted:
         return 0
@@ -73,11 +90,37 @@ def refresh_merchant_daily(store: Store, keys: Iterable[tuple[UUID, date]]) -> i
         else:
             out.append((day, merchant_id, row[2], row[3], row[4], row[5], row[6], version))
     store.insert("merchant_daily", out, _COLUMNS)
+    _refresh_merchant_monthly(store, {(m, d.replace(day=1)) for m, d in wanted})
     return len(out)
 
 
+def _refresh_merchant_monthly(store: Store, wanted: set[tuple[UUID, date]]) -> None:
+    """Recompute the (merchant_id, month) rows from `merchant_daily FINAL`, zeros included."""
+    merchants = sorted({m for m, _ in wanted}, key=str)
+    months = [m for _, m in wanted]
+    last = max(months)
+    rows = store.query(
+        _RECOMPUTE_MONTHLY,
+        {
+            "merchants": merchants,
+            "lo": min(months),
+            "hi": date(last.year + last.month // 12, last.month % 12 + 1, 1),
+        },
+    )
+    version = next_version()
+    computed = {(UUID(str(r[1])), r[0]): r for r in rows}
+    out = []
+    for merchant_id, month in sorted(wanted, key=lambda k: (k[1], str(k[0]))):
+        row = computed.get((merchant_id, month))
+        if row is None:
+            out.append((month, merchant_id, 0, 0, 0, None, None, version))
+        else:
+            out.append((month, merchant_id, row[2], row[3], row[4], row[5], row[6], version))
+    store.insert("merchant_monthly", out, _MONTHLY_COLUMNS)
+
+
 def rebuild_merchant_daily(store: Store) -> None:
-    """Recompute the whole rollup from the latest state (after a backfill or seed)."""
+    """Recompute both rollups, daily then monthly, from the latest state (backfill, seed)."""
     store.command("TRUNCATE TABLE merchant_daily")
     store.command(
         f"""
@@ -87,5 +130,15 @@ def rebuild_merchant_daily(store: Store) -> None:
         FROM orders FINAL
         WHERE {COUNTED_SQL}
         GROUP BY day, merchant_id
+        """
+    )
+    store.command("TRUNCATE TABLE merchant_monthly")
+    store.command(
+        f"""
+        INSERT INTO merchant_monthly
+        SELECT toStartOfMonth(day) AS month, merchant_id, sum(orders), sum(gmv),
+               sum(platform_fees), min(first_order_at), max(last_order_at), {next_version()}
+        FROM merchant_daily FINAL
+        GROUP BY month, merchant_id
         """
     )

@@ -1,0 +1,46 @@
+"""`optima-bi sink`: the standalone CDC sink process."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from types import FrameType
+
+from loguru import logger
+from prometheus_client import start_http_server
+
+from optima_bi_mcp.settings import Settings
+
+log = logger.bind(module=__name__)
+
+
+def run_sink(args: argparse.Namespace) -> int:
+    """Consume the change topics into the store until SIGTERM/SIGINT, then drain."""
+    from optima_bi_mcp.cdc.sink import Sink
+    from optima_bi_mcp.store import open_store
+
+    overrides = {
+        "store": args.store,
+        "kafka_bootstrap": args.bootstrap,
+        "kafka_group": args.group,
+        "kafka_topic_prefix": getattr(args, "topic_prefix", None),
+    }
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    store = open_store(settings.store, database=settings.database)
+    sink = Sink(settings, store)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal received signal={}; draining", signal.Signals(signum).name)
+        sink.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    port = getattr(args, "metrics_port", None)
+    if port is not None:
+        start_http_server(port, addr="127.0.0.1", registry=sink.telemetry.registry)
+        log.info("sink metrics at http://127.0.0.1:{}/metrics", port)
+    try:
+        sink.run()
+    finally:
+        store.close()
+    return 0

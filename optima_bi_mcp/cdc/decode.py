@@ -1,0 +1,221 @@
+"""Decoding Debezium change events (JSON converter) into typed rows of the seven tables.
+
+A change event's value is `{"schema": …, "payload": {"before", "after", "source",
+"op", …}}` (or the bare payload when the converter runs without schemas). The
+payload's column values are decoded by the store column's kind, using the field
+schema to tell which encoding Debezium chose:
+
+- numeric: `org.apache.kafka.connect.data.Decimal` bytes (base64 big-endian
+  two's-complement unscaled value, scale in the schema's parameters), a
+  `VariableScaleDecimal` struct, or a string (`decimal.handling.mode=string`).
+  Doubles are refused: they are not exact.
+- timestamptz: `io.debezium.time.ZonedTimestamp` ISO strings; timestamp
+  without zone: `MicroTimestamp` / `NanoTimestamp` / `Timestamp` integers.
+- uuid: `io.debezium.data.Uuid` strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from optima_bi_mcp.data.tables import BY_NAME, SourceTable
+from optima_bi_mcp.errors import ChangeEventError
+
+OPS = frozenset({"c", "u", "d", "r"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_UUID = frozenset({"id", "merchant_id", "order_id", "product_id"})
+_DECIMAL = frozenset({"price", "cost", "amount_total", "platform_fee", "unit_price", "amount"})
+_TIMESTAMP = frozenset({"created_at", "updated_at", "started_at", "trial_ends_at", "canceled_at"})
+_INTEGER = frozenset({"stock_quantity", "low_stock_threshold", "quantity"})
+NULLABLE = frozenset({"cost", "trial_ends_at", "canceled_at"})
+
+# Columns of each table's sorting key in the store: a deletion must carry them
+# all, or ReplacingMergeTree keeps the row it was meant to remove.
+SORTING_KEY: dict[str, tuple[str, ...]] = {
+    "merchants": ("id",),
+    "orders": ("merchant_id", "created_at", "id"),
+}
+DEFAULT_SORTING_KEY = ("merchant_id", "id")
+
+
+def sorting_key(table: str) -> tuple[str, ...]:
+    """The store's sorting-key columns of a table."""
+    return SORTING_KEY.get(table, DEFAULT_SORTING_KEY)
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One decoded row change, positioned by its WAL LSN."""
+
+    table: SourceTable
+    op: str
+    id: UUID
+    # The new row for c/u/r; None for d.
+    after: dict[str, Any] | None
+    # The old row for u/d: every column under REPLICA IDENTITY FULL, else the key only.
+    before: dict[str, Any] | None
+    lsn: int
+    # Source commit time (ms since the epoch).
+    ts_ms: int
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op == "d"
+
+    @property
+    def committed_at(self) -> datetime:
+        return EPOCH + timedelta(milliseconds=self.ts_ms)
+
+
+def table_of_topic(topic: str, prefix: str) -> SourceTable | None:
+    """The source table of a change topic `<prefix>.public.<table>`, if it is one."""
+    head = f"{prefix}.public."
+    if not topic.startswith(head):
+        return None
+    return BY_NAME.get(topic[len(head) :])
+
+
+def decode_event(topic: str, prefix: str, value: bytes) -> ChangeEvent:
+    """Decode one change event; raises ChangeEventError with the reason if it cannot."""
+    table = table_of_topic(topic, prefix)
+    if table is None:
+        raise ChangeEventError(f"topic {topic} is not a change topic of prefix {prefix}")
+    envelope = _parse_json(value)
+    payload, fields = _payload_and_fields(envelope)
+
+    op = payload.get("op")
+    if op not in OPS:
+        raise ChangeEventError(f"unknown op {op!r}")
+    source = payload.get("source")
+    if not isinstance(source, dict):
+        raise ChangeEventError("event has no source block")
+    lsn, ts_ms = source.get("lsn"), source.get("ts_ms")
+    if not _is_int(lsn) or not _is_int(ts_ms):
+        raise ChangeEventError("source.lsn and source.ts_ms must be integers")
+
+    after = _row(table, payload.get("after"), fields.get("after"), partial=False)
+    before = _row(table, payload.get("before"), fields.get("before"), partial=True)
+    image = before if op == "d" else after
+    if image is None or "id" not in image:
+        side = "before" if op == "d" else "after"
+        raise ChangeEventError(f"op {op} needs a {side} image with the id")
+    return ChangeEvent(table, op, image["id"], after, before, int(lsn), int(ts_ms))
+
+
+def _parse_json(value: bytes) -> dict[str, Any]:
+    try:
+        envelope = json.loads(value)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ChangeEventError(f"value is not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise ChangeEventError("value is not a JSON object")
+    return envelope
+
+
+def _payload_and_fields(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The payload and, per envelope field (before/after), its column schemas by name."""
+    if "payload" not in envelope:
+        return envelope, {}
+    payload, schema = envelope["payload"], envelope.get("schema")
+    if not isinstance(payload, dict):
+        raise ChangeEventError("payload is not a JSON object")
+    fields: dict[str, Any] = {}
+    for part in (schema or {}).get("fields", []) if isinstance(schema, dict) else []:
+        if isinstance(part, dict) and part.get("field") in ("before", "after"):
+            fields[part["field"]] = {
+                f.get("field"): f for f in part.get("fields", []) if isinstance(f, dict)
+            }
+    return payload, fields
+
+
+def _row(
+    table: SourceTable, data: Any, schemas: dict[str, Any] | None, *, partial: bool
+) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ChangeEventError("row image is not a JSON object")
+    missing = [c for c in table.columns if c not in data]
+    if missing and not partial:
+        raise ChangeEventError(f"{table.name} row lacks columns {missing}")
+    schemas = schemas or {}
+    return {
+        column: decode_column(column, data[column], schemas.get(column))
+        for column in table.columns
+        if column in data
+    }
+
+
+def decode_column(column: str, value: Any, schema: dict[str, Any] | None = None) -> Any:
+    """One column value in the Python type the store insert expects."""
+    if value is None:
+        if column in NULLABLE:
+            return None
+        raise ChangeEventError(f"column {column} is null")
+    schema = schema or {}
+    try:
+        if column in _UUID:
+            return UUID(_expect(value, str, column))
+        if column in _DECIMAL:
+            return decode_decimal(value, schema)
+        if column in _TIMESTAMP:
+            return decode_timestamp(value, schema)
+        if column in _INTEGER:
+            return _expect(value, int, column)
+        return _expect(value, str, column)
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise ChangeEventError(f"column {column}: {exc}") from exc
+
+
+def decode_decimal(value: Any, schema: dict[str, Any]) -> Decimal:
+    """A Debezium numeric, exactly: bytes with the schema's scale, a struct, or a string."""
+    name = schema.get("name")
+    if isinstance(value, dict):
+        # io.debezium.data.VariableScaleDecimal: numeric columns without a scale.
+        return _unscaled(base64.b64decode(value["value"], validate=True), int(value["scale"]))
+    if name == "org.apache.kafka.connect.data.Decimal" and isinstance(value, str):
+        scale = int((schema.get("parameters") or {}).get("scale", 0))
+        return _unscaled(base64.b64decode(value, validate=True), scale)
+    if isinstance(value, str):
+        decoded = Decimal(value)
+        if not decoded.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return decoded
+    raise ValueError(f"{type(value).__name__} is not an exact decimal encoding")
+
+
+def _unscaled(raw: bytes, scale: int) -> Decimal:
+    return Decimal(int.from_bytes(raw, "big", signed=True)).scaleb(-scale)
+
+
+def decode_timestamp(value: Any, schema: dict[str, Any]) -> datetime:
+    """A Debezium timestamp as an aware UTC datetime."""
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone")
+        return parsed.astimezone(UTC)
+    name = schema.get("name", "io.debezium.time.MicroTimestamp")
+    ticks = _expect(value, int, "timestamp")
+    if name == "io.debezium.time.NanoTimestamp":
+        return EPOCH + timedelta(microseconds=ticks // 1000)
+    if name in ("io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp"):
+        return EPOCH + timedelta(milliseconds=ticks)
+    return EPOCH + timedelta(microseconds=ticks)
+
+
+def _expect(value: Any, kind: type, column: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{column} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

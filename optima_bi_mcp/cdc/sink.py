@@ -1,0 +1,382 @@
+"""The CDC sink: a Kafka consumer group from Debezium change topics into the store.
+
+One loop, in one thread: collect a batch (bounded by `sink_batch_size`
+messages and `sink_batch_ms` from its first message), decode it, write it
+(cdc.apply), send undecodable messages to the dead-letter topic, record the
+positions in the store, and only then commit the offsets to Kafka. A crash
+anywhere before the commit means the batch is delivered again, which the
+LSN-versioned writes make harmless. After the commit a `ChangeNotice` goes out
+on the ChangeBus.
+
+Embedding (`optima-bi serve --sink`): `Sink(settings, store, bus).start()` runs
+the loop in a daemon thread and `stop()` drains it; `run_sink_in_process` does
+the same from async code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import anyio
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from loguru import logger
+
+from optima_bi_mcp.cdc.apply import AppliedBatch, apply_events
+from optima_bi_mcp.cdc.decode import EPOCH, ChangeEvent, decode_event
+from optima_bi_mcp.cdc.notify import ChangeBus, ChangeNotice
+from optima_bi_mcp.cdc.state import PartitionPosition, write_positions
+from optima_bi_mcp.cdc.telemetry import SinkTelemetry
+from optima_bi_mcp.data.tables import TABLES
+from optima_bi_mcp.errors import ChangeEventError, SinkError, StoreError
+from optima_bi_mcp.settings import Settings
+from optima_bi_mcp.store.client import Store
+
+log = logger.bind(module=__name__)
+
+RETRY_S = 1.0
+MAX_RETRY_S = 30.0
+
+
+def change_topics(prefix: str) -> list[str]:
+    """The seven change topics Debezium writes for a topic prefix."""
+    return [f"{prefix}.public.{table.name}" for table in TABLES]
+
+
+@dataclass
+class _Decoded:
+    events: list[ChangeEvent] = field(default_factory=list)
+    dead: list[tuple[Message, str]] = field(default_factory=list)
+    # Per (topic, partition): last offset, highest LSN and newest commit time seen.
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    lsn: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+
+class _Event(Protocol):
+    async def wait(self) -> Any: ...
+
+
+class Sink:
+    """Consumes the change topics into the store; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: ChangeBus | None = None,
+        *,
+        telemetry: SinkTelemetry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus or ChangeBus()
+        self.telemetry = telemetry or SinkTelemetry()
+        self.topics = change_topics(settings.kafka_topic_prefix)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._status: dict[str, Any] = {
+            "running": False,
+            "group": settings.kafka_group,
+            "topics": self.topics,
+            "events": 0,
+            "batches": 0,
+            "dead_letters": 0,
+            "last_batch_size": 0,
+            "last_batch_at": None,
+            "freshness": None,
+            "applied_lsn": {},
+            "lag": {},
+            "last_error": None,
+        }
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the sink in a daemon thread until `stop()`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run_logged, name="cdc-sink", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Drain: finish the batch in hand, commit it, leave the group."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the loop to drain and return (safe from a signal handler)."""
+        self._stop.set()
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot of the sink's state for `bi://status` and logs."""
+        snapshot = dict(self._status)
+        snapshot["running"] = self._thread is not None and self._thread.is_alive()
+        snapshot["applied_lsn"] = dict(self._status["applied_lsn"])
+        snapshot["lag"] = dict(self._status["lag"])
+        return snapshot
+
+    def _run_logged(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:
+            self._status["last_error"] = str(exc)
+            log.exception("sink stopped by an error")
+
+    # -- the loop ------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until stopped; blocking. Raises SinkError if Kafka fails fatally."""
+        self._status["running"] = True
+        self.ensure_topics()
+        consumer = Consumer(self._consumer_config())
+        producer = Producer(
+            {"bootstrap.servers": self._bootstrap, "acks": "all", "enable.idempotence": True}
+        )
+        consumer.subscribe(self.topics)
+        log.info(
+            "sink started group={} topics={} batch_size={} batch_ms={}",
+            self.settings.kafka_group,
+            len(self.topics),
+            self.settings.sink_batch_size,
+            self.settings.sink_batch_ms,
+        )
+        try:
+            while not self._stop.is_set():
+                batch = self._collect(consumer)
+                if batch:
+                    self._process_with_retry(consumer, producer, batch)
+        finally:
+            consumer.close()
+            producer.flush(10)
+            self._status["running"] = False
+            log.info("sink stopped group={}", self.settings.kafka_group)
+
+    @property
+    def _bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self._bootstrap,
+            "group.id": self.settings.kafka_group,
+            "client.id": "optima-bi-sink",
+            # Offsets are committed by hand, after the batch is durable in the store.
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            # Latency over fetch efficiency: a change should not wait half a second.
+            "fetch.wait.max.ms": 50,
+            # A killed sink's partitions move to its successor within seconds.
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            "error_cb": _log_kafka_error,
+        }
+
+    def ensure_topics(self) -> None:
+        """Create the change topics and the dead-letter topic if missing (broker defaults)."""
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        try:
+            existing = set(admin.list_topics(timeout=15).topics)
+        except KafkaException as exc:
+            raise SinkError(f"Kafka at {self._bootstrap} is unreachable: {exc}") from exc
+        wanted = [t for t in [*self.topics, self.settings.dlq_topic] if t not in existing]
+        if not wanted:
+            return
+        futures = admin.create_topics([NewTopic(t, num_partitions=1) for t in wanted])
+        for topic, future in futures.items():
+            try:
+                future.result(15)
+                log.info("topic created topic={}", topic)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise SinkError(f"cannot create topic {topic}: {exc}") from exc
+
+    def _collect(self, consumer: Consumer) -> list[Message]:
+        """Messages until the batch is full, its time is up, or the sink is stopping."""
+        batch: list[Message] = []
+        deadline = None
+        limit = self.settings.sink_batch_size
+        while len(batch) < limit and not self._stop.is_set():
+            wait = 0.1 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break
+            for message in consumer.consume(min(limit - len(batch), 1000), timeout=wait):
+                error = message.error()
+                if error is not None:
+                    _log_kafka_error(error)
+                    continue
+                batch.append(message)
+            if batch and deadline is None:
+                deadline = time.monotonic() + self.settings.sink_batch_ms / 1000
+        return batch
+
+    def _process_with_retry(
+        self, consumer: Consumer, producer: Producer, batch: Sequence[Message]
+    ) -> None:
+        """Apply a batch; on a store failure retry it (never skip it) until stopped."""
+        delay = RETRY_S
+        while True:
+            try:
+                self._process(consumer, producer, batch)
+                return
+            except (StoreError, SinkError) as exc:
+                self._status["last_error"] = exc.message
+                log.warning("batch failed, retrying in {}s: {}", delay, exc.message)
+            if self._stop.wait(delay):
+                log.warning("sink stopping with an unapplied batch; it will be redelivered")
+                return
+            delay = min(delay * 2, MAX_RETRY_S)
+
+    def _process(self, consumer: Consumer, producer: Producer, batch: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        decoded = self._decode(batch)
+        applied = apply_events(self.store, decoded.events)
+        self._dead_letter(producer, decoded.dead)
+
+        positions = _positions(decoded)
+        if positions:
+            write_positions(self.store, self.settings.kafka_group, positions)
+        self._commit(consumer, decoded.offsets)
+
+        if applied.events:
+            self.bus.publish(
+                ChangeNotice(
+                    merchant_ids=frozenset(applied.merchant_ids),
+                    platform=applied.platform,
+                    freshness=applied.freshness,
+                )
+            )
+        self._observe(consumer, batch, decoded, applied, time.perf_counter() - started)
+
+    def _decode(self, batch: Sequence[Message]) -> _Decoded:
+        decoded = _Decoded()
+        prefix = self.settings.kafka_topic_prefix
+        for message in batch:
+            topic, partition = message.topic() or "", message.partition() or 0
+            decoded.offsets[(topic, partition)] = message.offset() or 0
+            value = message.value()
+            if value is None:
+                continue  # a tombstone: only for log compaction, the delete came before it
+            try:
+                event = decode_event(topic, prefix, value)
+            except ChangeEventError as exc:
+                decoded.dead.append((message, exc.message))
+                continue
+            decoded.events.append(event)
+            lsn, ts = decoded.lsn.get((topic, partition), (0, 0))
+            decoded.lsn[(topic, partition)] = (max(lsn, event.lsn), max(ts, event.ts_ms))
+        return decoded
+
+    def _dead_letter(self, producer: Producer, dead: list[tuple[Message, str]]) -> None:
+        """Send undecodable messages, unchanged, to the DLQ with the reason in headers."""
+        for message, reason in dead:
+            log.warning(
+                "dead letter topic={} partition={} offset={} reason={}",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                reason,
+            )
+            producer.produce(
+                self.settings.dlq_topic,
+                key=message.key(),
+                value=message.value(),
+                headers=[
+                    ("optima.error.reason", reason.encode()),
+                    ("optima.source.topic", (message.topic() or "").encode()),
+                    ("optima.source.partition", str(message.partition()).encode()),
+                    ("optima.source.offset", str(message.offset()).encode()),
+                ],
+            )
+        if dead and producer.flush(30) > 0:
+            raise SinkError("dead-letter messages were not acknowledged by Kafka")
+
+    def _commit(self, consumer: Consumer, offsets: dict[tuple[str, int], int]) -> None:
+        commits = [TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()]
+        try:
+            consumer.commit(offsets=commits, asynchronous=False)
+        except KafkaException as exc:
+            # Lost partitions after a rebalance: the new owner re-reads; writes are idempotent.
+            log.warning("offset commit failed, the batch will be redelivered: {}", exc)
+
+    def _observe(
+        self,
+        consumer: Consumer,
+        batch: Sequence[Message],
+        decoded: _Decoded,
+        applied: AppliedBatch,
+        seconds: float,
+    ) -> None:
+        t = self.telemetry
+        now_ms = time.time() * 1000
+        for event in decoded.events:
+            t.events.labels(event.table.name).inc()
+            t.end_to_end.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
+        t.batches.inc()
+        t.batch_size.observe(len(batch))
+        t.batch_seconds.observe(seconds)
+        t.dead_letters.inc(len(decoded.dead))
+        status = self._status
+        for table, lsn in applied.lsn.items():
+            t.applied_lsn.labels(table).set(lsn)
+            status["applied_lsn"][table] = max(status["applied_lsn"].get(table, 0), lsn)
+        if applied.freshness is not None:
+            t.freshness.set(applied.freshness.timestamp())
+            status["freshness"] = applied.freshness.isoformat()
+        status["events"] += len(decoded.events)
+        status["batches"] += 1
+        status["dead_letters"] += len(decoded.dead)
+        status["last_batch_size"] = len(batch)
+        status["last_batch_at"] = datetime.now(UTC).isoformat()
+        self._observe_lag(consumer)
+        log.debug("batch applied messages={} duration_ms={:.1f}", len(batch), seconds * 1000)
+
+    def _observe_lag(self, consumer: Consumer) -> None:
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        for tp in consumer.position(assigned):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0 or tp.offset < 0:
+                continue
+            lag = max(0, high - tp.offset)
+            self.telemetry.lag.labels(tp.topic, str(tp.partition)).set(lag)
+            self._status["lag"][f"{tp.topic}[{tp.partition}]"] = lag
+
+
+def _positions(decoded: _Decoded) -> list[PartitionPosition]:
+    return [
+        PartitionPosition(topic, partition, decoded.offsets[(topic, partition)] + 1, lsn, _ms(ts))
+        for (topic, partition), (lsn, ts) in decoded.lsn.items()
+    ]
+
+
+def _ms(ts_ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ts_ms)
+
+
+def _log_kafka_error(error: KafkaError) -> None:
+    if error.fatal():
+        log.error("kafka fatal error: {}", error.str())
+    else:
+        log.warning("kafka error: {}", error.str())
+
+
+async def run_sink_in_process(
+    settings: Settings, store: Store, bus: ChangeBus, stop_event: _Event
+) -> Sink:
+    """Run the sink beside an async server until `stop_event` is set; then drain it."""
+    sink = Sink(settings, store, bus)
+    sink.start()
+    try:
+        await stop_event.wait()
+    finally:
+        await anyio.to_thread.run_sync(sink.stop)
+    return sink

@@ -1,0 +1,1 @@
+"""The MCP layer: tools, resources and prompts over the metrics, and the commands serving them."""

@@ -1,0 +1,220 @@
+"""`optima-bi serve` and `optima-bi call`.
+
+Who a local process acts as comes from `--as` (a process flag, never something
+a request carries). With streamable HTTP it is accepted only on a loopback
+address, since anyone who can reach the port acts as that principal. Without
+`--as` and without identity configured, every tool call answers UNAUTHENTICATED.
+
+`call` runs one tool through the real server with an in-memory MCP client. If
+another process holds the embedded store and serves it over HTTP (its URL is
+in the store's owner file), the call goes through that server instead and acts
+as *that server's* principal: a request never carries a principal of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+import anyio
+from loguru import logger
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
+from optima_bi_mcp.errors import InvalidArgumentError, OptimaError, StoreError
+from optima_bi_mcp.identity.principal import Principal
+from optima_bi_mcp.mcp.server import PrincipalResolver, build_server, fixed_principal, no_principal
+from optima_bi_mcp.mcp.tools import TOOLS_BY_NAME
+from optima_bi_mcp.settings import Settings
+from optima_bi_mcp.store import Store, open_store
+from optima_bi_mcp.store.client import StoreLocation, claim_owner, read_owner
+
+log = logger.bind(module=__name__)
+
+NO_PRINCIPAL = (
+    "this server has no principal: start it with --as admin or --as merchant:<uuid>"
+    " (local use), or configure OPTIMA_BI_ISSUER and run `optima-bi login`"
+)
+
+
+def settings_from(ns: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(ns, "store", None):
+        settings = settings.model_copy(update={"store": ns.store})
+    return settings
+
+
+def principal_resolver(
+    settings: Settings, flag: str | None, *, http_host: str | None = None
+) -> PrincipalResolver:
+    """The resolver of a process started with `--as flag` (or without it).
+
+    Raises InvalidArgumentError when `--as` is not allowed here.
+    """
+    if flag is None:
+        # XXX: identity (device-flow sessions, bearer tokens) is not wired yet, so a
+        # process without --as refuses every call; pinned by
+        # tests/mcp/test_errors.py::test_no_principal_is_unauthenticated.
+        return no_principal(NO_PRINCIPAL)
+    if settings.issuer:
+        raise InvalidArgumentError(
+            "--as is for local use without an issuer; with OPTIMA_BI_ISSUER set, log in instead",
+            argument="as",
+        )
+    if http_host is not None:
+        from optima_bi_mcp.mcp.http import is_loopback
+
+        if not is_loopback(http_host):
+            raise InvalidArgumentError(
+                f"--as with --http is only allowed on a loopback host, not {http_host!r}:"
+                " anyone reaching the port would act as that principal",
+                argument="as",
+            )
+    return fixed_principal(Principal.parse(flag, settings.environment))
+
+
+def open_settings_store(settings: Settings) -> Store:
+    return open_store(
+        settings.store, database=settings.database, query_timeout_s=settings.query_timeout_s
+    )
+
+
+def run_serve(ns: argparse.Namespace) -> int:
+    """Serve MCP over stdio (default) or streamable HTTP."""
+    settings = settings_from(ns)
+    try:
+        resolver = principal_resolver(
+            settings, ns.principal, http_host=ns.host if ns.http else None
+        )
+        if ns.sink:
+            raise InvalidArgumentError("--sink is not available in this build yet", argument="sink")
+        store = open_settings_store(settings)
+    except OptimaError as exc:
+        print(f"optima-bi serve: {exc.message}", file=sys.stderr)
+        return 2
+    route_stdlib_logging()
+    server = build_server(settings, store, principal_resolver=resolver)
+    try:
+        if ns.http:
+            anyio.run(_serve_http, server, store, ns.host, ns.port)
+        else:
+            log.info("serving MCP over stdio store={}", store.location.describe())
+            anyio.run(server.run_stdio_async)
+    finally:
+        store.close()
+    return 0
+
+
+async def _serve_http(server: MCPServer, store: Store, host: str, port: int) -> None:
+    from optima_bi_mcp.mcp.http import bind, serve_http
+
+    sock = bind(host, port)
+    await serve_http(server, sock, on_ready=lambda url: claim_owner(store.location, url))
+
+
+def run_call(ns: argparse.Namespace) -> int:
+    """Run one tool and print its structured result; non-zero exit on a tool error."""
+    try:
+        arguments = _parse_arguments(ns.args)
+        if ns.tool not in TOOLS_BY_NAME:
+            raise InvalidArgumentError(
+                f"unknown tool {ns.tool!r}; tools: {', '.join(TOOLS_BY_NAME)}", argument="tool"
+            )
+    except InvalidArgumentError as exc:
+        _print({"error": exc.to_dict()}, ns)
+        return 2
+    route_stdlib_logging()
+    result = anyio.run(call_tool, settings_from(ns), ns.principal, ns.tool, arguments)
+    _print(result["structured"], ns, meta=result["meta"])
+    return 1 if result["is_error"] else 0
+
+
+async def call_tool(
+    settings: Settings, principal: str | None, tool: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """One tool call through a real server: in process, or the one holding the store."""
+    try:
+        resolver = principal_resolver(settings, principal)
+        store = open_settings_store(settings)
+    except StoreError as exc:
+        url = serving_url(settings)
+        if url is None:
+            return _failure(exc)
+        if principal:
+            log.warning("the store is held by a server; acting as that server's principal")
+        return await _call_via(url, tool, arguments)
+    except OptimaError as exc:
+        return _failure(exc)
+    try:
+        server = build_server(settings, store, principal_resolver=resolver)
+        return await _call_via(server, tool, arguments)
+    finally:
+        store.close()
+
+
+async def _call_via(target: Any, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    async with Client(target) as client:
+        result = await client.call_tool(tool, arguments)
+    structured = result.structured_content
+    if structured is None:
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        structured = {"error": {"code": "INTERNAL", "message": text, "details": {}}}
+    return {"structured": structured, "meta": result.meta or {}, "is_error": result.is_error}
+
+
+def serving_url(settings: Settings) -> str | None:
+    """The MCP URL of the live process holding the embedded store, if it serves HTTP."""
+    # chDB does not always say "lock" when another process holds the path, so the
+    # owner file decides rather than the error's text.
+    location = StoreLocation.parse(settings.store, settings.database)
+    owner = read_owner(location) if location.embedded else None
+    url = owner.get("url") if owner else None
+    return str(url) if url else None
+
+
+def route_stdlib_logging() -> None:
+    """Send the SDK's and uvicorn's stdlib logging through loguru (stderr, maybe JSON)."""
+
+    class ToLoguru(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            level = record.levelname if record.levelname in _LEVELS else record.levelno
+            logger.bind(module=record.name).opt(exception=record.exc_info).log(
+                level, record.getMessage()
+            )
+
+    logging.basicConfig(handlers=[ToLoguru()], level=logging.INFO, force=True)
+
+
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def _failure(exc: OptimaError) -> dict[str, Any]:
+    return {"structured": {"error": exc.to_dict()}, "meta": {}, "is_error": True}
+
+
+def _parse_arguments(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--args is not JSON: {exc}", argument="args") from exc
+    if not isinstance(value, dict):
+        raise InvalidArgumentError("--args must be a JSON object", argument="args")
+    return value
+
+
+def _print(structured: Any, ns: argparse.Namespace, meta: dict[str, Any] | None = None) -> None:
+    if ns.json:
+        print(json.dumps(structured, default=str))
+        return
+    if ns.pretty:
+        from optima_bi_mcp.mcp.pretty import print_pretty
+
+        print_pretty(ns.tool, structured, meta or {})
+        return
+    print(json.dumps(structured, indent=2, default=str))
+    if meta:
+        shown = {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol")}
+        print(f"_meta: {json.dumps(shown)}", file=sys.stderr)

@@ -1,0 +1,306 @@
+"""The server factory: tools, resources and prompts wired to a store, a cache and a principal.
+
+`build_server` does all the wiring, so a test can build as many servers as it
+likes. Who is calling is answered by `principal_resolver`, an async callable
+given the request's `Context` that returns a `Principal` or raises
+`UnauthenticatedError`. Today `commands.py` passes a fixed principal (`--as`)
+or one that refuses every call; identity plugs in here with resolvers for
+device-flow sessions, and for HTTP bearer tokens through the SDK's auth hooks
+(`MCPServer(token_verifier=…, auth=…)`, after which the resolver reads
+`mcp.server.auth.middleware.auth_context.get_access_token()`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from loguru import logger
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, TextContent
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from optima_bi_mcp import __version__
+from optima_bi_mcp.cache.base import NullCache, ToolCache
+from optima_bi_mcp.cdc.notify import ChangeBus
+from optima_bi_mcp.errors import UnauthenticatedError
+from optima_bi_mcp.identity.principal import Principal
+from optima_bi_mcp.mcp import boundary
+from optima_bi_mcp.mcp.render import render
+from optima_bi_mcp.mcp.tools import TOOLS, ToolSpec, sdk_tool
+from optima_bi_mcp.settings import Settings
+from optima_bi_mcp.store import Store
+
+if TYPE_CHECKING:
+    from mcp.server.auth.provider import TokenVerifier
+    from mcp.server.auth.settings import AuthSettings
+
+    from optima_bi_mcp.identity.session import DeviceSession
+
+log = logger.bind(module=__name__)
+
+PrincipalResolver = Callable[[Context], Awaitable[Principal]]
+
+INSTRUCTIONS = (
+    "Optima BI answers business questions about an e-commerce platform from its live data."
+    " Merchants see their own shop (sales, products, customers, inventory); administrators"
+    " also see platform figures (GMV, merchants, MRR, revenue) and must pass merchant_id to"
+    " merchant tools. Call whoami when unsure who you are. Read bi://metrics for the exact"
+    " definition of every figure. Money carries a currency; growth is in percent."
+)
+
+
+def fixed_principal(principal: Principal) -> PrincipalResolver:
+    """A resolver answering every call with one principal (a local `--as` process)."""
+
+    async def resolve(ctx: Context) -> Principal:
+        return principal
+
+    return resolve
+
+
+def no_principal(reason: str) -> PrincipalResolver:
+    """A resolver refusing every call with UNAUTHENTICATED and `reason`."""
+
+    async def resolve(ctx: Context) -> Principal:
+        raise UnauthenticatedError(reason)
+
+    return resolve
+
+
+class ToolMetrics:
+    """Prometheus counters of calls, errors and latency per tool, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "optima_bi_tool_calls", "Tool calls", ["tool", "outcome"], registry=self.registry
+        )
+        self.errors = Counter(
+            "optima_bi_tool_errors", "Tool errors by code", ["tool", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "optima_bi_tool_latency_seconds",
+            "Tool call latency",
+            ["tool"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+    def record(self, tool: str, seconds: float, code: str | None) -> None:
+        self.calls.labels(tool, "error" if code else "ok").inc()
+        self.latency.labels(tool).observe(seconds)
+        if code:
+            self.errors.labels(tool, code).inc()
+
+
+_FRESHNESS_SQL = """
+SELECT max(t) FROM (
+    SELECT max(updated_at) AS t FROM orders
+    UNION ALL SELECT max(updated_at) FROM products
+    UNION ALL SELECT max(updated_at) FROM merchants
+    UNION ALL SELECT max(updated_at) FROM subscriptions
+    UNION ALL SELECT max(updated_at) FROM transfers
+    UNION ALL SELECT max(created_at) FROM order_items
+)
+"""
+
+
+@dataclass
+class Freshness:
+    """Time of the newest change in the store, remembered for a few seconds.
+
+    The change bus knows it exactly once the CDC sink runs; until then, the
+    newest `updated_at` in the store stands in for it.
+    """
+
+    store: Store
+    bus: ChangeBus | None
+    ttl_s: float = 5.0
+    _value: datetime | None = None
+    _read_at: float = field(default=-1e9)
+
+    async def get(self) -> datetime | None:
+        if self.bus is not None and self.bus.freshness is not None:
+            return self.bus.freshness
+        if time.monotonic() - self._read_at > self.ttl_s:
+            rows = await self.store.aquery(_FRESHNESS_SQL)
+            value = rows[0][0] if rows else None
+            self._value = value.replace(tzinfo=UTC) if value and value.year > 1970 else None
+            self._read_at = time.monotonic()
+        return self._value
+
+
+@dataclass
+class Services:
+    """What tools, resources and prompts share."""
+
+    settings: Settings
+    store: Store
+    resolver: PrincipalResolver
+    cache: ToolCache
+    bus: ChangeBus | None
+    metrics: ToolMetrics
+    freshness: Freshness
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def build_server(
+    settings: Settings,
+    store: Store,
+    *,
+    principal_resolver: PrincipalResolver,
+    cache: ToolCache | None = None,
+    bus: ChangeBus | None = None,
+    token_verifier: TokenVerifier | None = None,
+    auth: AuthSettings | None = None,
+    login_session: DeviceSession | None = None,
+) -> MCPServer:
+    """An MCP server over `store`: every tool, resource and prompt of Optima BI.
+
+    Identity (optional): `token_verifier` + `auth` protect streamable HTTP
+    with bearer tokens (`identity.bearer`); `login_session` adds the `login`
+    and `logout` tools of a stdio session (`identity.session.DeviceSession`).
+    """
+    from optima_bi_mcp.mcp import prompts, resources
+
+    services = Services(
+        settings=settings,
+        store=store,
+        resolver=principal_resolver,
+        cache=cache if cache is not None else NullCache(),
+        bus=bus,
+        metrics=ToolMetrics(),
+        freshness=Freshness(store, bus),
+    )
+    runner = ToolRunner(services)
+    server: MCPServer = MCPServer(
+        "optima-bi",
+        title="Optima BI",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        tools=[sdk_tool(spec, runner.call) for spec in TOOLS],
+        token_verifier=token_verifier,
+        auth=auth,
+    )
+    if login_session is not None:
+        from optima_bi_mcp.identity.tools import register_login_tools
+
+        register_login_tools(server, login_session)
+    resources.register(server, services)
+    prompts.register(server)
+    server.optima = services  # type: ignore[attr-defined]
+    return server
+
+
+def services_of(server: MCPServer) -> Services:
+    """The shared services of a server built by `build_server`."""
+    return server.optima  # type: ignore[attr-defined, no-any-return]
+
+
+class ToolRunner:
+    """Runs one tool call: principal, arguments, scope, cache, metric, answer."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def call(self, spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> CallToolResult:
+        started = time.perf_counter()
+        meta: dict[str, Any] = {"tool": spec.name, "source": spec.source, "cache": "none"}
+        code: str | None = None
+        try:
+            content, meta["cache"] = await self._answer(spec, ctx, arguments)
+            result = CallToolResult(
+                content=[TextContent(type="text", text=render(spec.name, content))],
+                structured_content=content,
+            )
+        except Exception as exc:
+            error = boundary.error_of(exc, tool=spec.name)
+            code = error["code"]
+            result = boundary.error_result(error)
+        elapsed = time.perf_counter() - started
+        meta["duration_ms"] = round(elapsed * 1000, 2)
+        meta["freshness"] = await self._freshness()
+        result.meta = meta
+        self.services.metrics.record(spec.name, elapsed, code)
+        log.info(
+            "tool call tool={} outcome={} cache={} duration_ms={}",
+            spec.name,
+            code or "ok",
+            meta["cache"],
+            meta["duration_ms"],
+        )
+        return result
+
+    async def _answer(
+        self, spec: ToolSpec, ctx: Context, arguments: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        principal = await self.services.resolver(ctx)
+        args = spec.arguments.model_validate(arguments)
+        if spec.kind == "identity":
+            return _whoami(principal), "none"
+        if spec.kind == "platform":
+            principal.require_admin()
+            normalized = args.model_dump(mode="json")
+            compute = self._platform(spec, args)
+            scopes: tuple[str, ...] = ("platform",)
+        else:
+            merchant_id = principal.merchant_scope(getattr(args, "merchant_id", None))
+            normalized = {**args.model_dump(mode="json"), "merchant_id": str(merchant_id)}
+            compute = self._merchant(spec, args, merchant_id)
+            scopes = (f"merchant:{merchant_id}",)
+        content, layer = await self.services.cache.get_or_compute(
+            spec.name, normalized, principal.scope_key, scopes, compute
+        )
+        return content, layer
+
+    def _merchant(self, spec: ToolSpec, args: Any, merchant_id: Any) -> Any:
+        store = self.services.store
+
+        def run() -> dict[str, Any]:
+            metrics = importlib.import_module("optima_bi_mcp.metrics.merchant")
+            metrics.merchant_info(store, merchant_id)
+            result = getattr(metrics, spec.name)(store, merchant_id, args, datetime.now(UTC))
+            return result.model_dump(mode="json")  # type: ignore[no-any-return]
+
+        async def compute() -> dict[str, Any]:
+            return await anyio.to_thread.run_sync(run)
+
+        return compute
+
+    def _platform(self, spec: ToolSpec, args: Any) -> Any:
+        store = self.services.store
+
+        def run() -> dict[str, Any]:
+            metrics = importlib.import_module("optima_bi_mcp.metrics.platform")
+            result = getattr(metrics, spec.name)(store, args, datetime.now(UTC))
+            return result.model_dump(mode="json")  # type: ignore[no-any-return]
+
+        async def compute() -> dict[str, Any]:
+            return await anyio.to_thread.run_sync(run)
+
+        return compute
+
+    async def _freshness(self) -> str | None:
+        try:
+            value = await self.services.freshness.get()
+        except Exception as exc:
+            # An outage is already reported by the call itself; freshness is a nicety.
+            log.warning("freshness unknown: {}", type(exc).__name__)
+            return None
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _whoami(principal: Principal) -> dict[str, Any]:
+    return {
+        "role": principal.role,
+        "merchant_id": str(principal.merchant_id) if principal.merchant_id else None,
+        "subject": principal.subject,
+        "email": principal.email,
+        "environment": principal.environment,
+    }

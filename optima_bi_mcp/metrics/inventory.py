@@ -1,0 +1,133 @@
+"""inventory_status: stock, 30-day velocity, cover and reorder advice per active product.
+
+Status and reorder quantity are decided in SQL with integer arithmetic only, so
+no rounded velocity ever decides a status: with u units sold in 30 days,
+days_of_cover > 180 ⇔ stock × 30 / u > 180 ⇔ stock > 6u, and
+⌈u / 30 × (lead + cover)⌉ = (u × (lead + cover) + 29) div 30.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+from optima_bi_mcp.metrics.models import (
+    InventoryCounts,
+    InventoryItem,
+    InventoryState,
+    InventoryStatusArgs,
+    InventoryStatusResult,
+)
+from optima_bi_mcp.metrics.numbers import ratio
+from optima_bi_mcp.metrics.pagination import decode_cursor, page
+from optima_bi_mcp.metrics.scope import COUNTED, instant, merchant_info
+from optima_bi_mcp.store.client import Store
+
+STATES: Final[tuple[InventoryState, ...]] = ("out", "low", "overstock", "healthy")
+WINDOW = timedelta(days=30)
+
+# One row per active product; `state` is the index of its status in STATES,
+# which is also the order the list is sorted in.
+_PRODUCTS = f"""
+WITH sold AS (
+    SELECT product_id, sum(quantity) AS units
+    FROM order_items FINAL
+    WHERE merchant_id = {{merchant:UUID}}
+      AND order_id IN (
+          SELECT id FROM orders FINAL
+          WHERE merchant_id = {{merchant:UUID}}
+            AND created_at >= {{start:DateTime64(6, 'UTC')}}
+            AND created_at < {{end:DateTime64(6, 'UTC')}}
+            AND {COUNTED}
+      )
+    GROUP BY product_id
+),
+stock AS (
+    SELECT p.id AS id, p.sku AS sku, p.name AS name,
+           toInt64(p.stock_quantity) AS stock, toInt64(p.low_stock_threshold) AS threshold,
+           toInt64(s.units) AS units
+    FROM (SELECT * FROM products FINAL WHERE merchant_id = {{merchant:UUID}}) AS p
+    LEFT JOIN sold AS s ON s.product_id = p.id
+    WHERE p.status = 'active'
+),
+states AS (
+    SELECT id, sku, name, stock, units,
+           multiIf(
+               stock <= 0, 0,
+               stock <= threshold, 1,
+               (units > 0 AND stock > 6 * units) OR (units = 0 AND stock > threshold), 2,
+               3
+           ) AS state,
+           greatest(
+               0,
+               intDiv(units * ({{lead:UInt32}} + {{cover:UInt32}}) + 29, 30) - stock
+           ) AS reorder
+    FROM stock
+)
+"""
+
+COUNTS_SQL = _PRODUCTS + "SELECT state, count() FROM states GROUP BY state"
+PAGE_SQL = (
+    _PRODUCTS
+    + """
+SELECT id, sku, name, stock, units, state, reorder FROM states
+WHERE {state:Int8} < 0 OR state = {state:Int8}
+ORDER BY state ASC, reorder DESC, sku ASC
+LIMIT {limit:UInt32} OFFSET {offset:UInt32}
+"""
+)
+
+
+def inventory_status(
+    store: Store, merchant_id: UUID, args: InventoryStatusArgs, now: datetime
+) -> InventoryStatusResult:
+    """Every active product's stock position as of now, most urgent first.
+
+    Sorted by status (out, low, overstock, healthy), then suggested_reorder_qty
+    descending, then sku. `status` filters the items only: `counts` always
+    counts every active product of the merchant by status, so one call shows
+    both the page asked for and the whole picture.
+    """
+    merchant_info(store, merchant_id)
+    query = args.model_dump(mode="json", exclude={"cursor", "limit"})
+    offset = decode_cursor(args.cursor, query)
+    params = {
+        "merchant": str(merchant_id),
+        "start": instant(now - WINDOW),
+        "end": instant(now),
+        "lead": args.lead_time_days,
+        "cover": args.cover_days,
+    }
+
+    counts = dict.fromkeys(STATES, 0)
+    for state, count in store.query(COUNTS_SQL, params):
+        counts[STATES[int(state)]] = int(count)
+
+    state = STATES.index(args.status) if args.status else -1
+    page_params = params | {"state": state, "limit": args.limit + 1, "offset": offset}
+    rows, next_cursor = page(store.query(PAGE_SQL, page_params), offset, args.limit, query)
+    return InventoryStatusResult(
+        as_of=now,
+        items=[_item(row) for row in rows],
+        counts=InventoryCounts(**counts),
+        next_cursor=next_cursor,
+    )
+
+
+def _item(row: tuple[Any, ...]) -> InventoryItem:
+    product_id, sku, name, stock, units, state, reorder = row
+    stock, units = int(stock), int(units)
+    return InventoryItem(
+        product_id=UUID(str(product_id)),
+        sku=sku,
+        name=name,
+        stock=stock,
+        units_sold_30d=units,
+        daily_velocity=ratio(units, 30) or Decimal(0),
+        days_of_cover=ratio(stock * 30, units),
+        turnover_30d=ratio(units, stock) if stock > 0 else None,
+        status=STATES[int(state)],
+        suggested_reorder_qty=int(reorder),
+    )

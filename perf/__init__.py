@@ -1,0 +1,1 @@
+"""The performance harness: `python -m perf.bench [--quick]` (see perf/RESULTS.md)."""

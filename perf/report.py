@@ -1,0 +1,383 @@
+"""perf/RESULTS.md from one run's figures: medians and ratios first, then the detail.
+
+Every number in the report comes from the `results` of a single run; the
+targets of the performance issue are checked here and marked ✓ or ✗.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from perf.stats import percentile, ratio
+
+MERCHANT_MEDIAN_MS = 20.0
+MERCHANT_P99_MS = 100.0
+PLATFORM_MEDIAN_MS = 100.0
+CACHED_MEDIAN_MS = 1.0
+PLATFORM_RATIO = 50.0
+LARGEST_365_RATIO = 30.0
+HTTP_SESSIONS = 50
+HTTP_CALLS_PER_S = 300.0
+HTTP_P99_MS = 500.0
+
+
+@dataclass
+class ToolFigures:
+    """A tool's samples pooled over its cases, and its worst case against PostgreSQL."""
+
+    tool: str
+    kind: str
+    uncached: list[float]
+    cached: list[float]
+    pg: list[float]
+    worst_ratio: float
+    worst_case: str
+
+    @property
+    def ratio(self) -> float:
+        return ratio(percentile(self.pg, 50), percentile(self.uncached, 50))
+
+
+def case_ratio(case: dict[str, Any]) -> float:
+    return ratio(percentile(case["pg_ms"], 50), percentile(case["uncached_ms"], 50))
+
+
+def by_tool(cases: list[dict[str, Any]]) -> list[ToolFigures]:
+    """Pool every case of each tool, in the order tools first appear."""
+    tools: dict[str, ToolFigures] = {}
+    for case in cases:
+        figures = tools.setdefault(
+            case["tool"],
+            ToolFigures(case["tool"], case["kind"], [], [], [], math.inf, "-"),
+        )
+        figures.uncached += case["uncached_ms"]
+        figures.cached += case["cached_ms"]
+        figures.pg += case["pg_ms"]
+        value = case_ratio(case)
+        if not math.isnan(value) and value < figures.worst_ratio:
+            figures.worst_ratio, figures.worst_case = value, label(case)
+    return list(tools.values())
+
+
+def label(case: dict[str, Any]) -> str:
+    return case["period"] if case["size"] == "platform" else f"{case['size']} {case['period']}"
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def ms(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def times(value: float) -> str:
+    if math.isnan(value) or math.isinf(value):
+        return "–"
+    return f"{value:,.0f}×" if value >= 10 else f"{value:.1f}×"
+
+
+def mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+# ---------------------------------------------------------------- sections
+
+
+def tool_table(tools: list[ToolFigures]) -> list[str]:
+    header = ["tool", "uncached median", "cached median", "PostgreSQL median", "ratio"]
+    header += ["worst case (ratio)", "uncached p95", "uncached p99", "cached p99", "PG p95"]
+    rows = [
+        [
+            f"`{t.tool}`",
+            ms(percentile(t.uncached, 50)),
+            ms(percentile(t.cached, 50)),
+            ms(percentile(t.pg, 50)),
+            times(t.ratio),
+            f"{t.worst_case} ({times(t.worst_ratio)})",
+            ms(percentile(t.uncached, 95)),
+            ms(percentile(t.uncached, 99)),
+            ms(percentile(t.cached, 99)),
+            ms(percentile(t.pg, 95)),
+        ]
+        for t in tools
+    ]
+    return table(header, rows)
+
+
+def target_rows(tools: list[ToolFigures], cases: list[dict[str, Any]], http: list[Any]) -> list:
+    """(target, measured, met) for every target of the issue."""
+    merchant = [t for t in tools if t.kind == "merchant"]
+    platform = [t for t in tools if t.kind == "platform"]
+    rows = [
+        _worst("merchant tools uncached median ≤ 20 ms", merchant, _median, MERCHANT_MEDIAN_MS),
+        _worst("merchant tools uncached p99 ≤ 100 ms", merchant, _p99, MERCHANT_P99_MS),
+        _worst("platform tools uncached median ≤ 100 ms", platform, _median, PLATFORM_MEDIAN_MS),
+        _worst("cached median ≤ 1 ms (every tool)", tools, _cached, CACHED_MEDIAN_MS),
+        _least("platform tools ≥ 50× faster than PostgreSQL", platform, PLATFORM_RATIO),
+        _largest_365(cases),
+        _least("no tool slower than PostgreSQL (any size, period)", tools, 1.0),
+    ]
+    rows.append(http_target(http))
+    return rows
+
+
+def _median(t: ToolFigures) -> float:
+    return percentile(t.uncached, 50)
+
+
+def _p99(t: ToolFigures) -> float:
+    return percentile(t.uncached, 99)
+
+
+def _cached(t: ToolFigures) -> float:
+    return percentile(t.cached, 50)
+
+
+def _worst(
+    name: str, tools: list[ToolFigures], value: Callable[[ToolFigures], float], limit: float
+) -> tuple[str, str, bool]:
+    measured = [(value(t), t.tool) for t in tools if t.uncached]
+    if not measured:
+        return name, "not measured", False
+    worst, tool = max(measured)
+    return name, f"worst: `{tool}` {ms(worst)} ms", worst <= limit
+
+
+def _least(name: str, tools: list[ToolFigures], limit: float) -> tuple[str, str, bool]:
+    measured = [(t.worst_ratio, t.tool, t.worst_case) for t in tools if t.pg]
+    if not measured:
+        return name, "not measured", False
+    value, tool, case = min(measured)
+    return name, f"worst: `{tool}` {case} {times(value)}", value >= limit
+
+
+def _largest_365(cases: list[dict[str, Any]]) -> tuple[str, str, bool]:
+    name = "largest merchant, 365 days: ≥ 30× faster"
+    chosen = [c for c in cases if c["size"] == "large" and c["period"] == "365d" and c["pg_ms"]]
+    if not chosen:
+        return name, "not measured", False
+    value, tool = min((case_ratio(c), c["tool"]) for c in chosen)
+    return name, f"worst: `{tool}` {times(value)}", value >= LARGEST_365_RATIO
+
+
+def http_target(http: list[dict[str, Any]]) -> tuple[str, str, bool]:
+    name = "HTTP, 50 sessions: ≥ 300 calls/s, p99 ≤ 500 ms, no errors"
+    run = next((h for h in http if h["sessions"] == HTTP_SESSIONS), None)
+    if run is None:
+        return name, "not measured", False
+    text = f"{run['calls_per_s']:.0f} calls/s, p99 {ms(run['p99_ms'])} ms, {run['errors']} errors"
+    met = (
+        run["calls_per_s"] >= HTTP_CALLS_PER_S
+        and run["p99_ms"] <= HTTP_P99_MS
+        and run["errors"] == 0
+    )
+    return name, text, met
+
+
+def targets_table(rows: list[tuple[str, str, bool]]) -> list[str]:
+    return table(["target", "measured", "met"], ([n, m, mark(ok)] for n, m, ok in rows))
+
+
+def http_table(http: list[dict[str, Any]]) -> list[str]:
+    header = ["sessions", "calls/s", "p50 ms", "p99 ms", "calls", "errors", "cache hits"]
+    header += ["server CPU s", "client CPU s", "window s"]
+    rows = []
+    for run in http:
+        layers = run["cache_layers"]
+        hits = sum(v for k, v in layers.items() if k not in ("none", "?"))
+        total = sum(layers.values()) or 1
+        rows.append(
+            [
+                str(run["sessions"]),
+                f"{run['calls_per_s']:.0f}",
+                ms(run["p50_ms"]),
+                ms(run["p99_ms"]),
+                str(run["calls"]),
+                _errors(run),
+                f"{100 * hits / total:.0f} %",
+                f"{run['server_cpu_s']:.1f}",
+                f"{run['client_cpu_s']:.1f}",
+                f"{run['seconds']:.1f}",
+            ]
+        )
+    return table(header, rows)
+
+
+def _errors(run: dict[str, Any]) -> str:
+    if not run["errors"]:
+        return "0"
+    kinds = ", ".join(f"{k}: {v}" for k, v in sorted(run["error_kinds"].items()))
+    return f"{run['errors']} ({kinds})"
+
+
+def case_table(cases: list[dict[str, Any]]) -> list[str]:
+    header = ["tool", "merchant", "period", "uncached median", "uncached p99", "cached median"]
+    header += ["PostgreSQL median", "ratio", "store queries", "answers agree"]
+    rows = [
+        [
+            f"`{c['tool']}`",
+            c["size"],
+            c["period"],
+            ms(percentile(c["uncached_ms"], 50)),
+            ms(percentile(c["uncached_ms"], 99)),
+            ms(percentile(c["cached_ms"], 50)),
+            ms(percentile(c["pg_ms"], 50)),
+            times(case_ratio(c)),
+            str(c["store_queries"]),
+            _agree(c),
+        ]
+        for c in cases
+    ]
+    return table(header, rows)
+
+
+def _agree(case: dict[str, Any]) -> str:
+    if case.get("error"):
+        return f"error: {case['error'][:80]}"
+    return {True: "yes", False: "NO", None: "–"}[case["agree"]]
+
+
+def machine_lines(machine: dict[str, str]) -> list[str]:
+    return table(["", ""], ([k, v] for k, v in machine.items()))
+
+
+def dataset_lines(dataset: dict[str, Any]) -> list[str]:
+    counts = dataset["fingerprint"]
+    lines = [
+        f"PostgreSQL database `{dataset['source']}` (commerce schema: primary keys, foreign keys,"
+        " `(merchant_id, created_at)` on orders; vacuumed and analyzed) and the embedded store"
+        " filled from it by `optima-bi backfill`; both hold these rows (count, and money or stock"
+        " sum, equal on both sides before anything was timed):",
+        "",
+    ]
+    lines += table(
+        ["table", "rows", "sum"], ([t, f"{int(v[0]):,}", v[1]] for t, v in counts.items())
+    )
+    share = dataset["largest_share"]
+    lines += [
+        "",
+        f"Merchants timed (orders of any status); the largest holds ≥ 10 % of all orders:"
+        f" {mark(share >= 0.1)}",
+        "",
+    ]
+    lines += table(
+        ["size", "merchant_id", "orders", "share"],
+        (
+            [size, f"`{mid}`", f"{n:,}", f"{100 * n / dataset['total_orders']:.2f} %"]
+            for size, (mid, n) in dataset["merchants"].items()
+        ),
+    )
+    lines += ["", f"Periods end on {dataset['end']} (the last day with orders)."]
+    return lines
+
+
+def parts_lines(parts: dict[str, Any]) -> list[str]:
+    rows = (
+        [t, str(p["parts"]), f"{int(p['rows']):,}", f"{int(p['bytes']) / 2**20:,.0f} MiB"]
+        for t, p in parts.items()
+    )
+    return table(["store table", "active parts", "rows (all versions)", "on disk"], rows)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole of RESULTS.md."""
+    cases = results["latency"]["cases"]
+    tools = by_tool(cases)
+    http = results.get("http", [])
+    lines = [
+        "# Optima BI performance: the store against PostgreSQL",
+        "",
+        "Written by the benchmark harness (`perf/bench.py`); every figure below comes from one"
+        f" run, started {results['started_at']} and finished {results['finished_at']}:",
+        "",
+        "```",
+        results["command"],
+        "```",
+        "",
+        f"Profile `{results['profile']['name']}`: "
+        f"{int(results['dataset']['fingerprint']['orders'][0]):,} orders. Times are milliseconds"
+        " of wall-clock time, measured by the caller; ratio = PostgreSQL median / Optima BI"
+        " uncached median.",
+        "",
+        "## Per tool (medians and ratios first)",
+        "",
+        *tool_table(tools),
+        "",
+        "## Targets",
+        "",
+        *targets_table(target_rows(tools, cases, http)),
+        "",
+        "## Throughput over streamable HTTP",
+        "",
+        *http_section(results),
+        "## Every case",
+        "",
+        *case_table(cases),
+        "",
+        "## How it was measured",
+        "",
+        *method_lines(results),
+        "",
+        "## Machine",
+        "",
+        *machine_lines(results["machine"]),
+        "",
+        "## Dataset",
+        "",
+        *dataset_lines(results["dataset"]),
+        "",
+        *parts_lines(results["store"]["parts"]),
+        "",
+    ]
+    if results.get("notes"):
+        lines += ["## Notes", "", *results["notes"], ""]
+    return "\n".join(lines)
+
+
+def http_section(results: dict[str, Any]) -> list[str]:
+    http = results.get("http", [])
+    if not http:
+        return ["Not run (`--skip-http`).", ""]
+    seconds = results["profile"]["http_seconds"]
+    return [
+        f"`optima-bi serve --http --as admin` (L1 cache on, as deployed) on a loopback port,"
+        f" restarted for each level; all sessions connect, then call the mix for {seconds:.0f} s."
+        " The load generator (one Python process) and the server share the machine's cores.",
+        "",
+        *http_table(http),
+        "",
+    ]
+
+
+def method_lines(results: dict[str, Any]) -> list[str]:
+    profile = results["profile"]
+    return [
+        "- Optima BI: the in-memory MCP client (`mcp.Client(server)`) against `build_server(...)`"
+        " over the embedded store, so every call goes through argument validation, the principal,"
+        " the metric SQL on chDB, result models and rendering.",
+        f"- Uncached: `NullCache`; one untimed warm-up call per case, then {profile['rounds']}"
+        " rounds over all cases, each round in a new shuffled order.",
+        f"- Cached: the server's L1 cache (`create_cache`); one call fills it, then"
+        f" {profile['cached_calls']} timed calls per case.",
+        f"- PostgreSQL: the oracle of the same tool (`tests/oracle/`: plain SQL on the source,"
+        f" exact arithmetic in Python) with the same arguments; one warm-up call, then up to"
+        f" {profile['pg_rounds']} shuffled rounds (at least 2 calls per case).",
+        "- Per tool, the samples of all its cases (3 merchant sizes × 4 periods, or 4 months,"
+        " segments or periods for platform tools) are pooled; the worst case is the case with"
+        " the smallest ratio.",
+        "- 'answers agree': the tool's answer equals the oracle's on every scalar and on the page"
+        " of every list (a guard against timing a wrong answer).",
+    ]

@@ -1,0 +1,83 @@
+"""Fixtures of the MCP tests: a store holding the hand-made dataset, and servers over it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult
+
+from optima_bi_mcp.identity.principal import Principal
+from optima_bi_mcp.mcp.server import build_server, fixed_principal, no_principal
+from optima_bi_mcp.settings import Settings
+from optima_bi_mcp.store import Store
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import dataset  # noqa: E402
+
+ADMIN = "admin"
+MERCHANT_A = f"merchant:{dataset.MERCHANT_A}"
+MERCHANT_B = f"merchant:{dataset.MERCHANT_B}"
+
+
+@pytest.fixture(scope="session")
+def data_store(make_store: Callable[[str], Store]) -> tuple[Store, datetime]:
+    """The process's store database holding the dataset, and the `now` it was loaded at."""
+    store = make_store("mcp")
+    return store, dataset.load(store)
+
+
+@pytest.fixture(scope="session")
+def make_server(data_store: tuple[Store, datetime]) -> Callable[..., MCPServer]:
+    """A server over the dataset acting as `principal` (`None`: no principal)."""
+
+    def make(principal: str | None, **kwargs: Any) -> MCPServer:
+        resolver = (
+            fixed_principal(Principal.parse(principal)) if principal else no_principal("log in")
+        )
+        return build_server(Settings(), data_store[0], principal_resolver=resolver, **kwargs)
+
+    return make
+
+
+async def call(server: MCPServer | str, tool: str, arguments: dict[str, Any]) -> CallToolResult:
+    """One tool call through a fresh MCP client."""
+    async with Client(server) as client:
+        return await client.call_tool(tool, arguments)
+
+
+def error_code(result: CallToolResult) -> str:
+    assert result.is_error
+    return str(result.structured_content["error"]["code"])
+
+
+@pytest.fixture(scope="session")
+def make_served_store(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], str]:
+    """A new store DSN of its own path holding the dataset, for a server subprocess."""
+
+    def make() -> str:
+        dsn = f"chdb://{tmp_path_factory.mktemp('served') / 'store'}"
+        command = [sys.executable, str(HERE / "dataset.py"), dsn]
+        subprocess.run(command, check=True, capture_output=True, env=child_env(), timeout=300)
+        return dsn
+
+    return make
+
+
+def optima_bi() -> list[str]:
+    """The command line of `optima-bi` in this environment."""
+    return [sys.executable, "-m", "optima_bi_mcp.cli"]
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "OPTIMA_BI_LOG_LEVEL": "WARNING"}

@@ -1,0 +1,197 @@
+"""The four platform metrics against the PostgreSQL oracle on one dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from optima_bi_mcp.data.backfill import backfill
+from optima_bi_mcp.errors import InvalidArgumentError
+from optima_bi_mcp.metrics import platform
+from optima_bi_mcp.metrics.models import (
+    PlatformMerchantsArgs,
+    PlatformMrrArgs,
+    PlatformOverviewArgs,
+    PlatformRevenueArgs,
+)
+from optima_bi_mcp.store import Store
+from tests.metrics.dataset_platform import build_platform_source
+from tests.oracle import platform as oracle
+
+
+@dataclass
+class Env:
+    store: Store
+    pg: psycopg.Connection[Any]
+    now: datetime
+
+
+@pytest.fixture(scope="module")
+def env(make_source: Any, make_store: Any) -> Iterator[Env]:
+    """A source with orders and platform rows, backfilled into a fresh store."""
+    dsn = make_source("platform")
+    info = build_platform_source(dsn)
+    store = make_store("platform")
+    backfill(store, dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield Env(store, conn, info.now)
+
+
+MONTHS = [None, "2026-10", "2026-09", "2026-06", "2025-11", "2025-10", "2024-12", "2023-01"]
+
+
+@pytest.mark.parametrize("month", MONTHS)
+def test_platform_overview_matches_oracle(env: Env, month: str | None) -> None:
+    """Overview of current, past, year-back and empty months equals the oracle."""
+    result = platform.platform_overview(env.store, PlatformOverviewArgs(month=month), env.now)
+    assert result.model_dump(mode="json") == oracle.platform_overview(env.pg, month, env.now)
+
+
+def test_platform_overview_counts_new_merchants(env: Env) -> None:
+    """Merchants created this month and last month are counted in their months."""
+    now = platform.platform_overview(env.store, PlatformOverviewArgs(), env.now)
+    last = platform.platform_overview(env.store, PlatformOverviewArgs(month="2026-10"), env.now)
+    assert (now.new_merchants, last.new_merchants) == (1, 1)
+
+
+def _all_pages(env: Env, segment: str, sort_by: str, limit: int) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100):
+        args = PlatformMerchantsArgs(segment=segment, sort_by=sort_by, limit=limit, cursor=cursor)
+        result = platform.platform_merchants(env.store, args, env.now)
+        items += result.model_dump(mode="json")["items"]
+        cursor = result.next_cursor
+        if cursor is None:
+            return items
+    raise AssertionError("pagination did not end")
+
+
+@pytest.mark.parametrize("segment", ["top", "active", "sleeping", "churned"])
+@pytest.mark.parametrize("sort_by", ["gmv_30d", "growth_pct", "last_order_at"])
+def test_platform_merchants_first_page_matches_oracle(env: Env, segment: str, sort_by: str) -> None:
+    """The first page and the total equal the oracle's sorted segment."""
+    args = PlatformMerchantsArgs(segment=segment, sort_by=sort_by, limit=500)
+    got = platform.platform_merchants(env.store, args, env.now).model_dump(mode="json")
+    want = oracle.platform_merchants(env.pg, segment, sort_by, env.now)
+    assert got.pop("next_cursor") is None
+    assert got == want
+
+
+@pytest.mark.parametrize("segment", ["top", "active", "sleeping", "churned"])
+@pytest.mark.parametrize("sort_by", ["gmv_30d", "growth_pct", "last_order_at"])
+def test_platform_merchants_pages_concatenate(env: Env, segment: str, sort_by: str) -> None:
+    """Pages of 3 concatenate to the oracle's whole list, without duplicates."""
+    items = _all_pages(env, segment, sort_by, limit=3)
+    want = oracle.platform_merchants(env.pg, segment, sort_by, env.now)["items"]
+    assert items == want
+    assert len({i["merchant_id"] for i in items}) == len(items)
+
+
+def test_platform_merchants_segments_are_all_present(env: Env) -> None:
+    """The dataset puts merchants in every segment, `other` included."""
+    result = platform.platform_merchants(env.store, PlatformMerchantsArgs(limit=500), env.now)
+    assert {i.segment for i in result.items} == {"active", "sleeping", "churned", "other"}
+
+
+def test_platform_merchants_breaks_gmv_ties_by_id_text(env: Env) -> None:
+    """Two merchants with equal GMV come in the order of their ids as text."""
+    result = platform.platform_merchants(env.store, PlatformMerchantsArgs(limit=500), env.now)
+    tied = [str(i.merchant_id) for i in result.items if i.name in ("p-tie_a", "p-tie_b")]
+    assert tied == sorted(tied)
+
+
+def test_platform_merchants_refuses_cursor_of_other_sort(env: Env) -> None:
+    """A cursor from another sort order is INVALID_ARGUMENT, not a wrong page."""
+    first = platform.platform_merchants(env.store, PlatformMerchantsArgs(limit=2), env.now)
+    args = PlatformMerchantsArgs(limit=2, sort_by="growth_pct", cursor=first.next_cursor)
+    with pytest.raises(InvalidArgumentError):
+        platform.platform_merchants(env.store, args, env.now)
+
+
+MRR_MONTHS = [None, "2026-12", "2026-10", "2026-09", "2026-05", "2025-11", "2025-10", "2022-01"]
+
+
+@pytest.mark.parametrize("month", MRR_MONTHS)
+def test_platform_mrr_matches_oracle(env: Env, month: str | None) -> None:
+    """MRR, movements and rates of a month equal the oracle."""
+    result = platform.platform_mrr(env.store, PlatformMrrArgs(month=month), env.now)
+    assert result.model_dump(mode="json") == oracle.platform_mrr(env.pg, month, env.now)
+
+
+@pytest.mark.parametrize("month", ["2026-11", "2026-10", "2026-06", "2025-11"])
+def test_platform_mrr_movements_explain_the_change(env: Env, month: str) -> None:
+    """mrr(e) − mrr(s) = new + reactivation + expansion − contraction − churned (to rounding)."""
+    this = platform.platform_mrr(env.store, PlatformMrrArgs(month=month), env.now)
+    year, number = (int(p) for p in month.split("-"))
+    before_month = f"{year - (number == 1)}-{(number - 2) % 12 + 1:02d}"
+    before = platform.platform_mrr(env.store, PlatformMrrArgs(month=before_month), env.now)
+    moves = (
+        this.new_mrr
+        + this.reactivation_mrr
+        + this.expansion_mrr
+        - this.contraction_mrr
+        - this.churned_mrr
+    )
+    assert abs((this.mrr - before.mrr) - moves) <= 0.03
+    assert moves != 0
+
+
+def test_platform_mrr_sees_every_movement_this_month(env: Env) -> None:
+    """The dataset's current month has new, reactivation, expansion, contraction and churn."""
+    result = platform.platform_mrr(env.store, PlatformMrrArgs(), env.now)
+    figures = [
+        result.new_mrr,
+        result.reactivation_mrr,
+        result.expansion_mrr,
+        result.contraction_mrr,
+        result.churned_mrr,
+    ]
+    assert all(f > 0 for f in figures)
+
+
+PERIODS = [
+    {"days": None, "start": None, "end": None},
+    {"days": 1, "start": None, "end": None},
+    {"days": 7, "start": None, "end": None},
+    {"days": 45, "start": None, "end": None},
+    {"days": 400, "start": None, "end": None},
+    {"days": None, "start": date(2026, 10, 1), "end": date(2026, 10, 31)},
+    {"days": None, "start": date(2025, 12, 15), "end": date(2026, 2, 3)},
+    {"days": None, "start": date(2026, 11, 3), "end": date(2026, 11, 3)},
+    {"days": None, "start": date(2026, 11, 1), "end": date(2026, 12, 31)},
+    {"days": None, "start": date(2021, 1, 1), "end": date(2021, 3, 1)},
+]
+
+
+@pytest.mark.parametrize("breakdown", [False, True])
+@pytest.mark.parametrize("period", PERIODS)
+def test_platform_revenue_matches_oracle(env: Env, period: dict[str, Any], breakdown: bool) -> None:
+    """Fees, subscription revenue, transfers and the breakdowns equal the oracle."""
+    args = PlatformRevenueArgs(**period, breakdown=breakdown)
+    got = platform.platform_revenue(env.store, args, env.now).model_dump(mode="json")
+    assert got == oracle.platform_revenue(env.pg, **period, breakdown=breakdown, now=env.now)
+
+
+def test_platform_revenue_breakdown_lists_every_month_plan_and_status(env: Env) -> None:
+    """A 400-day breakdown has 15 months (2025-09-30 on), both paid plans and all three statuses."""
+    args = PlatformRevenueArgs(days=400, breakdown=True)
+    result = platform.platform_revenue(env.store, args, env.now)
+    assert result.fees_by_month is not None and len(result.fees_by_month) == 15
+    assert set(result.subscriptions_by_plan or {}) == {"pro", "enterprise"}
+    assert set(result.transfers_by_status or {}) == {"pending", "paid", "failed"}
+
+
+def test_platform_revenue_today_ends_at_now(env: Env) -> None:
+    """days=1 excludes the order placed two hours after now on the same day."""
+    result = platform.platform_revenue(env.store, PlatformRevenueArgs(days=1), env.now)
+    later = env.now + timedelta(hours=3)
+    assert (
+        result.fee_revenue
+        < platform.platform_revenue(env.store, PlatformRevenueArgs(days=1), later).fee_revenue
+    )

@@ -1,0 +1,156 @@
+"""The platform metrics stay exact when orders change after the rollup was built."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from optima_bi_mcp.data.backfill import backfill
+from optima_bi_mcp.data.tables import BY_NAME
+from optima_bi_mcp.metrics import platform
+from optima_bi_mcp.metrics.models import (
+    PlatformMerchantsArgs,
+    PlatformOverviewArgs,
+    PlatformRevenueArgs,
+)
+from optima_bi_mcp.store import Store
+from optima_bi_mcp.store.rollups import refresh_merchant_daily
+from tests.metrics.dataset_platform import build_platform_source
+from tests.oracle import platform as oracle
+
+ORDER_COLUMNS = BY_NAME["orders"].columns
+SELECT_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE id = ANY(%s)"
+
+
+@dataclass
+class Env:
+    store: Store
+    dsn: str
+    pg: psycopg.Connection[Any]
+    now: datetime
+    version: int
+
+
+@pytest.fixture
+def env(make_source: Any, make_store: Any) -> Iterator[Env]:
+    """A fresh source and store per test, since these tests change both."""
+    dsn = make_source("platform_rollup")
+    info = build_platform_source(dsn, seed=11, orders_per_merchant=150)
+    store = make_store("platform_rollup")
+    report = backfill(store, dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield Env(store, dsn, conn, info.now, report.version)
+
+
+def _answers(env: Env) -> list[dict[str, Any]]:
+    """Overview of this and last month, every merchant, and revenue periods, as JSON."""
+    overview = [
+        platform.platform_overview(env.store, PlatformOverviewArgs(month=m), env.now)
+        for m in (None, "2026-10")
+    ]
+    merchants = platform.platform_merchants(env.store, PlatformMerchantsArgs(limit=500), env.now)
+    revenue = [
+        platform.platform_revenue(env.store, PlatformRevenueArgs(breakdown=True, **p), env.now)
+        for p in ({"days": 45}, {"start": date(2026, 9, 1), "end": date(2026, 11, 2)})
+    ]
+    answers = [r.model_dump(mode="json") for r in (*overview, merchants, *revenue)]
+    answers[2].pop("next_cursor")
+    return answers
+
+
+def _oracle(env: Env) -> list[dict[str, Any]]:
+    return [
+        oracle.platform_overview(env.pg, None, env.now),
+        oracle.platform_overview(env.pg, "2026-10", env.now),
+        oracle.platform_merchants(env.pg, "top", "gmv_30d", env.now),
+        oracle.platform_revenue(env.pg, None, None, 45, True, env.now),
+        oracle.platform_revenue(env.pg, date(2026, 9, 1), date(2026, 11, 2), None, True, env.now),
+    ]
+
+
+def _pick(env: Env, status_sql: str, lo: datetime, hi: datetime, n: int) -> list[tuple[Any, ...]]:
+    """n orders in [lo, hi) matching a status condition, as full source rows."""
+    rows = env.pg.execute(
+        f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders "
+        f"WHERE {status_sql} AND created_at >= %s AND created_at < %s ORDER BY id LIMIT %s",
+        (lo, hi, n),
+    ).fetchall()
+    assert len(rows) == n
+    return rows
+
+
+def _change_source(env: Env) -> tuple[list[UUID], list[tuple[Any, ...]]]:
+    """Pay, refund, delete and insert orders in PostgreSQL on edge and whole days.
+
+    Returns the ids updated or inserted and the rows deleted (as they were), so
+    the same change can be written to the store as the CDC sink would.
+    """
+    now = env.now
+    pending = _pick(env, "status = 'pending'", now - 70 * timedelta(days=1), now, 4)
+    paid = _pick(env, "status = 'paid'", now - 40 * timedelta(days=1), now, 3)
+    doomed = _pick(env, "status = 'completed'", now - 60 * timedelta(days=1), now, 3)
+    merchant = pending[0][1]
+
+    env.pg.execute(
+        "UPDATE orders SET status = 'paid' WHERE id = ANY(%s)", ([r[0] for r in pending],)
+    )
+    env.pg.execute(
+        "UPDATE orders SET status = 'refunded' WHERE id = ANY(%s)", ([r[0] for r in paid],)
+    )
+    env.pg.execute("DELETE FROM orders WHERE id = ANY(%s)", ([r[0] for r in doomed],))
+    new_ids = [uuid4() for _ in range(3)]
+    for oid, at in zip(
+        new_ids,
+        [now - timedelta(minutes=5), now - timedelta(days=30), now - timedelta(days=45)],
+        strict=True,
+    ):
+        env.pg.execute(
+            "INSERT INTO orders (id, merchant_id, order_number, customer_email, status, currency, "
+            "amount_total, platform_fee, created_at, updated_at) "
+            "VALUES (%s, %s, %s, 'x@example.com', 'paid', 'USD', %s, %s, %s, %s)",
+            (oid, merchant, f"CDC-{oid.hex[:8]}", Decimal("777.77"), Decimal("7.77"), at, at),
+        )
+    changed = [r[0] for r in pending + paid] + new_ids
+    return changed, doomed
+
+
+def _apply_to_store(env: Env, changed: list[UUID], deleted: list[tuple[Any, ...]]) -> set[Any]:
+    """Write the source's new rows and deletions as newer versions; returns touched keys."""
+    version = env.version + 1_000
+    rows = env.pg.execute(SELECT_ORDERS, (changed,)).fetchall()
+    store_rows = [(*r, version, 0) for r in rows] + [(*r, version, 1) for r in deleted]
+    env.store.insert("orders", store_rows, BY_NAME["orders"].store_columns)
+    return {(r[1], r[8].astimezone(UTC).date()) for r in store_rows}
+
+
+def test_platform_metrics_exact_after_changes_and_another_backfill(env: Env) -> None:
+    """Updates, deletes and inserts in the source, then a backfill: answers equal the oracle."""
+    _change_source(env)
+    backfill(env.store, env.dsn)
+    assert _answers(env) == _oracle(env)
+
+
+def test_platform_metrics_wrong_until_touched_keys_are_refreshed(env: Env) -> None:
+    """New latest-state versions alone leave the rollup stale; refreshing their keys fixes it."""
+    changed, deleted = _change_source(env)
+    keys = _apply_to_store(env, changed, deleted)
+    assert _answers(env) != _oracle(env)
+
+    refresh_merchant_daily(env.store, keys)
+    assert _answers(env) == _oracle(env)
+
+
+def test_platform_metrics_exact_after_redelivered_changes(env: Env) -> None:
+    """The same change batch applied and refreshed twice leaves the answers exact."""
+    changed, deleted = _change_source(env)
+    for _ in range(2):
+        keys = _apply_to_store(env, changed, deleted)
+        refresh_merchant_daily(env.store, keys)
+    assert _answers(env) == _oracle(env)

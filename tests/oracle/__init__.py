@@ -1,0 +1,1 @@
+"""Independent recomputation of the metrics on the PostgreSQL source (METRICS.md)."""

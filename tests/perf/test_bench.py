@@ -1,0 +1,83 @@
+"""The benchmark harness's own logic: percentiles, the plan, the targets of the report."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from optima_bi_mcp.mcp.tools import TOOLS
+from perf import plan, report, throughput
+from perf.stats import percentile
+
+MERCHANTS = plan.Merchants(
+    sizes={"large": ("a", 1000), "median": ("b", 100), "small": ("c", 10)},
+    all_ids=["a", "b", "c"],
+    total_orders=1110,
+)
+
+
+def case(tool: str, kind: str, uncached: float, pg: float, size: str = "large") -> dict:
+    """A measured case with constant samples."""
+    return {
+        "tool": tool,
+        "kind": kind,
+        "size": size,
+        "period": "365d",
+        "uncached_ms": [uncached] * 5,
+        "cached_ms": [0.5] * 5,
+        "pg_ms": [pg] * 3,
+    }
+
+
+@given(st.lists(st.floats(0, 1e6), min_size=1), st.floats(0, 100))
+def test_percentile_lies_between_the_extremes(samples: list[float], q: float) -> None:
+    """Any percentile is within the smallest and the largest sample."""
+    assert min(samples) <= percentile(samples, q) <= max(samples)
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    """The median of an even count is the mean of the middle two."""
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+
+
+def test_every_tool_is_timed_and_in_the_http_mix() -> None:
+    """A tool added to the server is benchmarked without touching the harness's plan."""
+    planned = {c["tool"] for c in plan.build_cases(MERCHANTS, date(2026, 12, 3))}
+    mixed = {tool for tool, _ in throughput.MIX}
+    assert planned == mixed == {spec.name for spec in TOOLS}
+
+
+def test_periods_end_on_the_given_day() -> None:
+    """A 7-day span ends on the given day and starts six days before."""
+    assert plan.span(date(2026, 3, 3), 7) == {"start": "2026-02-25", "end": "2026-03-03"}
+
+
+def test_month_of_crosses_years() -> None:
+    """Twelve months before March 2026 is March 2025."""
+    assert plan.month_of(date(2026, 3, 31), 12) == "2025-03"
+
+
+def test_a_tool_slower_than_postgresql_misses_its_target() -> None:
+    """One slow case is enough to miss 'no tool slower than PostgreSQL'."""
+    cases = [case("get_sales", "merchant", 5, 500), case("top_products", "merchant", 50, 40)]
+    rows = report.target_rows(report.by_tool(cases), cases, [])
+    met = {name: ok for name, _, ok in rows}
+    assert met["no tool slower than PostgreSQL (any size, period)"] is False
+    assert met["merchant tools uncached median ≤ 20 ms"] is False
+
+
+def test_targets_met_by_fast_tools() -> None:
+    """Fast merchant and platform tools meet their latency and ratio targets."""
+    cases = [case("get_sales", "merchant", 5, 500), case("platform_mrr", "platform", 10, 900)]
+    rows = report.target_rows(report.by_tool(cases), cases, [])
+    met = {name: ok for name, _, ok in rows}
+    assert met["platform tools ≥ 50× faster than PostgreSQL"] is True
+    assert met["largest merchant, 365 days: ≥ 30× faster"] is True
+
+
+def testhttp_target_needs_zero_errors() -> None:
+    """Fast enough but with one error is a miss."""
+    run = {"sessions": 50, "calls_per_s": 900.0, "p99_ms": 80.0, "errors": 1}
+    assert report.http_target([run])[2] is False
