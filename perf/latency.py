@@ -60,6 +60,7 @@ class Case:
     server_ms: list[float] = field(default_factory=list)
     store_queries: int = 0
     cached_ms: list[float] = field(default_factory=list)
+    cached_server_ms: list[float] = field(default_factory=list)
     cached_layers: dict[str, int] = field(default_factory=dict)
     pg_ms: list[float] = field(default_factory=list)
     agree: bool | None = None
@@ -75,6 +76,11 @@ async def call(client: Client, case: Case) -> tuple[float, Any]:
         text = result.content[0].text if result.content else "error"  # type: ignore[union-attr]
         case.error = case.error or f"tool error: {text[:200]}"
     return elapsed, result
+
+
+def server_ms(result: Any) -> float:
+    """The server's own duration of the call (`_meta.duration_ms`): no transport, no client."""
+    return float((result.meta or {}).get("duration_ms", "nan"))
 
 
 async def warm_up(client: Client, cases: list[Case], store: Any) -> dict[int, Any]:
@@ -97,7 +103,7 @@ async def uncached_rounds(client: Client, cases: list[Case], rounds: int, seed: 
         for case in order:
             elapsed, result = await call(client, case)
             case.uncached_ms.append(elapsed)
-            case.server_ms.append(float((result.meta or {}).get("duration_ms", 0.0)))
+            case.server_ms.append(server_ms(result))
 
 
 async def cached_calls(client: Client, cases: list[Case], calls: int) -> None:
@@ -111,6 +117,7 @@ async def cached_calls(client: Client, cases: list[Case], calls: int) -> None:
             layer = str((result.meta or {}).get("cache", "?"))
             case.cached_layers[layer] = case.cached_layers.get(layer, 0) + 1
             case.cached_ms.append(elapsed)
+            case.cached_server_ms.append(server_ms(result))
 
 
 async def make_cache(settings: Settings, bus: ChangeBus) -> Any:

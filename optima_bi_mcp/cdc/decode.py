@@ -87,8 +87,7 @@ def decode_event(topic: str, prefix: str, value: bytes) -> ChangeEvent:
     table = table_of_topic(topic, prefix)
     if table is None:
         raise ChangeEventError(f"topic {topic} is not a change topic of prefix {prefix}")
-    envelope = _parse_json(value)
-    payload, fields = _payload_and_fields(envelope)
+    payload, fields = _payload_and_fields(value)
 
     op = payload.get("op")
     if op not in OPS:
@@ -109,30 +108,58 @@ def decode_event(topic: str, prefix: str, value: bytes) -> ChangeEvent:
     return ChangeEvent(table, op, image["id"], after, before, int(lsn), int(ts_ms))
 
 
-def _parse_json(value: bytes) -> dict[str, Any]:
+def _parse_json(value: bytes) -> Any:
     try:
-        envelope = json.loads(value)
+        return json.loads(value)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ChangeEventError(f"value is not JSON: {exc}") from exc
+
+
+def _payload_and_fields(value: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The payload and, per envelope field (before/after), its column schemas by name.
+
+    The JSON converter repeats the same schema (about three quarters of the
+    bytes) in every message; it is parsed once per distinct schema text and
+    only the payload is parsed per message.
+    """
+    start, cut = value.find(_SCHEMA_HEAD), value.find(_PAYLOAD_HEAD)
+    if start == 0 and cut > 0 and value.endswith(b"}"):
+        schema_text = value[len(_SCHEMA_HEAD) : cut]
+        fields = _SCHEMA_CACHE.get(schema_text)
+        if fields is None:
+            fields = _schema_fields(_parse_json(schema_text))
+            if len(_SCHEMA_CACHE) >= 256:
+                _SCHEMA_CACHE.clear()
+            _SCHEMA_CACHE[schema_text] = fields
+        payload = _parse_json(value[cut + len(_PAYLOAD_HEAD) : -1])
+        if not isinstance(payload, dict):
+            raise ChangeEventError("payload is not a JSON object")
+        return payload, fields
+
+    envelope = _parse_json(value)
     if not isinstance(envelope, dict):
         raise ChangeEventError("value is not a JSON object")
-    return envelope
-
-
-def _payload_and_fields(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The payload and, per envelope field (before/after), its column schemas by name."""
     if "payload" not in envelope:
         return envelope, {}
-    payload, schema = envelope["payload"], envelope.get("schema")
+    payload = envelope["payload"]
     if not isinstance(payload, dict):
         raise ChangeEventError("payload is not a JSON object")
+    return payload, _schema_fields(envelope.get("schema"))
+
+
+_SCHEMA_HEAD = b'{"schema":'
+_PAYLOAD_HEAD = b',"payload":'
+_SCHEMA_CACHE: dict[bytes, dict[str, Any]] = {}
+
+
+def _schema_fields(schema: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for part in (schema or {}).get("fields", []) if isinstance(schema, dict) else []:
         if isinstance(part, dict) and part.get("field") in ("before", "after"):
             fields[part["field"]] = {
                 f.get("field"): f for f in part.get("fields", []) if isinstance(f, dict)
             }
-    return payload, fields
+    return fields
 
 
 def _row(

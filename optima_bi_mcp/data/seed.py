@@ -50,10 +50,7 @@ class SeedReport:
 
 def store_is_empty(store: Store) -> bool:
     """True when no source table of the store holds a row."""
-    for table in TABLES:
-        if store.query(f"SELECT count() FROM {table.name}")[0][0]:
-            return False
-    return True
+    return not any(store.query(f"SELECT count() FROM {t.name}")[0][0] for t in TABLES)
 
 
 def seed_store(store: Store, spec: SeedSpec, progress: StepProgress | None = None) -> SeedReport:

@@ -22,33 +22,135 @@ from optima_bi_mcp.data.synth import DAYS, DatasetPlan
 
 SEED_VERSION = 1  # `_version` of seeded rows; any change event or backfill wins over it
 
-_FIRST_NAMES = (
-    "Ada Ben Chloe Dan Eva Finn Grace Hugo Iris Jack Kira Liam Mia Noah Olga Paul Quinn Rosa "
-    "Sam Tara Uma Victor Wendy Xavier Yara Zoe Omar Lena Ivan Sofia"
-).split()
-_LAST_NAMES = (
-    "Smith Jones Garcia Miller Davis Lopez Wilson Moore Taylor Thomas White Harris Martin "
-    "Clark Lewis Young Walker Hall Allen King Wright Scott Green Baker Adams Nelson Hill "
-    "Campbell Mitchell Roberts O'Brien"
-).split()
+_FIRST_NAMES = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dan",
+    "Eva",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jack",
+    "Kira",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Olga",
+    "Paul",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Victor",
+    "Wendy",
+    "Xavier",
+    "Yara",
+    "Zoe",
+    "Omar",
+    "Lena",
+    "Ivan",
+    "Sofia",
+]
+_LAST_NAMES = [
+    "Smith",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Lopez",
+    "Wilson",
+    "Moore",
+    "Taylor",
+    "Thomas",
+    "White",
+    "Harris",
+    "Martin",
+    "Clark",
+    "Lewis",
+    "Young",
+    "Walker",
+    "Hall",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "O'Brien",
+]
 _DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "proton.me", "example.org")
 _CATEGORIES = ("Apparel", "Electronics", "Home", "Beauty", "Sports", "Toys", "Books", "Grocery")
-_CATEGORY_NOUNS = (
-    "T-Shirt Hoodie Jacket Sneakers Scarf "
-    "Headphones Charger Speaker Keyboard Webcam "
-    "Lamp Mug Blanket Vase Pillow "
-    "Serum Lipstick Shampoo Perfume Lotion "
-    "Yoga Mat Dumbbell Bottle Racket Helmet "
-    "Puzzle Robot Plush Blocks Kite "
-    "Novel Cookbook Atlas Journal Comic "
-    "Coffee Tea Honey Granola Chocolate"
-).split()
-_PRODUCT_ADJECTIVES = "Classic Premium Eco Mini Pro Deluxe Everyday Vintage Smart Ultra".split()
+_CATEGORY_NOUNS = [
+    "T-Shirt",
+    "Hoodie",
+    "Jacket",
+    "Sneakers",
+    "Scarf",
+    "Headphones",
+    "Charger",
+    "Speaker",
+    "Keyboard",
+    "Webcam",
+    "Lamp",
+    "Mug",
+    "Blanket",
+    "Vase",
+    "Pillow",
+    "Serum",
+    "Lipstick",
+    "Shampoo",
+    "Perfume",
+    "Lotion",
+    "Jersey",
+    "Dumbbell",
+    "Bottle",
+    "Racket",
+    "Helmet",
+    "Puzzle",
+    "Robot",
+    "Plush",
+    "Blocks",
+    "Kite",
+    "Novel",
+    "Cookbook",
+    "Atlas",
+    "Journal",
+    "Comic",
+    "Coffee",
+    "Tea",
+    "Honey",
+    "Granola",
+    "Chocolate",
+]
+_PRODUCT_ADJECTIVES = [
+    "Classic",
+    "Premium",
+    "Eco",
+    "Mini",
+    "Pro",
+    "Deluxe",
+    "Everyday",
+    "Vintage",
+    "Smart",
+    "Ultra",
+]
 _PRICE_DOLLARS = (5, 8, 10, 12, 15, 15, 20, 20, 25, 30, 35, 40, 50, 60, 80, 100, 150, 250)
 _ITEM_COUNTS = (1,) * 9 + (2,) * 5 + (3,) * 3 + (4,) * 2 + (5,)  # 20 slots, mean ≈ 2
 # Hour of day in UTC, 100 slots weighted towards the afternoon and evening.
-_HOURS = tuple(h for h, n in enumerate((1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 6,
-                                       6, 6, 6, 6, 6, 6, 6, 7, 7, 6, 5, 2)) for _ in range(n))
+_HOURS = tuple(
+    h
+    for h, n in enumerate((1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 6, 5, 2))
+    for _ in range(n)
+)
 
 COUNTED = ("paid", "shipped", "delivered", "completed")
 # Order status by age in days: (oldest age of the bucket, per-mille of each status).
@@ -153,6 +255,7 @@ def _price_cents(product_hash: str) -> str:
     """A product's list price in cents (x.99 prices), from its hash."""
     dollars = _pick("price_dollars:Array(UInt32)", f"cityHash64({product_hash}, 1)")
     return f"(toUInt64({dollars}) * 100 - 1)"
+
 
 _CUSTOMER_HASH = "cityHash64({seed:UInt64}, 'customer', toUInt32(m), toUInt32(c))"
 _EMAIL = (
@@ -370,7 +473,8 @@ FROM (
 
 
 def transfers_sql() -> str:
-    """Weekly payouts of counted sales net of fees; a few fail and are retried two days later."""
+    """Weekly payouts of counted sales net of fees, pending for their first week; a few
+    fail and are retried two days later."""
     counted = ", ".join(f"'{s}'" for s in COUNTED)
     return f"""
 INSERT INTO transfers (id, merchant_id, amount, status, created_at, updated_at,
@@ -384,7 +488,7 @@ FROM (
                            toInt64(8 * 86400 + 9 * 3600) * 1000000
                            + toInt64(th % 3600000000) + attempt * 172800000000) AS paid_at,
            multiIf(attempt = 0 AND failed, 'failed',
-                   paid_at > {_END} - INTERVAL 3 DAY, 'pending', 'paid') AS state
+                   paid_at > {_END} - INTERVAL 7 DAY, 'pending', 'paid') AS state
     FROM (
         SELECT merchant_id, week, payout,
                cityHash64({{seed:UInt64}}, 'transfer', merchant_id, week) AS th,

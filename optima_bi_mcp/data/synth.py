@@ -38,14 +38,56 @@ PRICES: dict[tuple[str, str], Decimal] = {
 ROLE_CYCLE = ("active", "churned", "active", "sleeping", "active", "active", "churned", "active")
 WEEKDAY_FACTOR = (1.08, 1.04, 1.0, 0.98, 0.94, 0.86, 1.10)  # Monday first
 
-_ADJECTIVES = (
-    "Northwind Blue Copper Golden Urban Wild Quiet Bright Maple Harbor Silver Pine Coastal "
-    "Velvet Iron Cedar Sunny Little Grand Rustic Modern Lucky Misty Amber Noble Happy"
-).split()
-_NOUNS = (
-    "Outfitters Goods Supply Market Studio Emporium Trading Works Collective Boutique "
-    "Provisions Mercantile Depot Atelier House Corner Bazaar Crafts Lab Co"
-).split()
+_ADJECTIVES = [
+    "Northwind",
+    "Blue",
+    "Copper",
+    "Golden",
+    "Urban",
+    "Wild",
+    "Quiet",
+    "Bright",
+    "Maple",
+    "Harbor",
+    "Silver",
+    "Pine",
+    "Coastal",
+    "Velvet",
+    "Iron",
+    "Cedar",
+    "Sunny",
+    "Little",
+    "Grand",
+    "Rustic",
+    "Modern",
+    "Lucky",
+    "Misty",
+    "Amber",
+    "Noble",
+    "Happy",
+]
+_NOUNS = [
+    "Outfitters",
+    "Goods",
+    "Supply",
+    "Market",
+    "Studio",
+    "Emporium",
+    "Trading",
+    "Works",
+    "Collective",
+    "Boutique",
+    "Provisions",
+    "Mercantile",
+    "Depot",
+    "Atelier",
+    "House",
+    "Corner",
+    "Bazaar",
+    "Crafts",
+    "Lab",
+    "Co",
+]
 _COUNTRIES = ("US",) * 10 + ("GB", "GB", "DE", "DE", "FR", "CA", "CA", "AU", "NL", "ES", "SE", "JP")
 
 
@@ -307,9 +349,7 @@ def _pro_event(choice: Action) -> list[Action]:
     return [("cancel",), ("reactivate", "pro", "month", "")]
 
 
-def _action_times(
-    seed: int, merchant: MerchantPlan, count: int, stop: datetime
-) -> list[datetime]:
+def _action_times(seed: int, merchant: MerchantPlan, count: int, stop: datetime) -> list[datetime]:
     """The first action at creation, the others spread over the lifetime with jitter."""
     span = stop - merchant.created_at
     times = [merchant.created_at]
@@ -361,4 +401,3 @@ def _settle_open_row(spec: SeedSpec, row: list[object], past_due: bool) -> None:
         row[10] = max(row[9], spec.end_at - timedelta(days=3))  # type: ignore[type-var]
     elif isinstance(trial_ends, datetime):
         row[10] = trial_ends
-

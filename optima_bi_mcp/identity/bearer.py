@@ -144,7 +144,9 @@ class BearerTokenVerifier:
             token=token,
             client_id=str(claims.get("client_id") or claims.get("azp") or ""),
             scopes=scope.split() if isinstance(scope, str) else [],
-            expires_at=int(claims["exp"]),
+            # The SDK refuses a token past `expires_at` with no leeway of its
+            # own; the skew allowed above must hold there too.
+            expires_at=int(claims["exp"]) + CLOCK_SKEW_S,
             resource=self.verifier.config.audience,
             subject=str(claims["sub"]),
             claims=claims,

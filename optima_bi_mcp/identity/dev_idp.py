@@ -24,7 +24,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from authlib.common.security import generate_token
@@ -240,7 +240,9 @@ class DevTokenGenerator(JWTBearerTokenGenerator):
         self.state.access_tokens[jti] = AccessRecord(jti, client.get_client_id())
         return jti
 
-    def get_extra_claims(self, client: Any, grant_type: Any, user: DevUser, scope: Any) -> dict:
+    def get_extra_claims(
+        self, client: Any, grant_type: Any, user: DevUser, scope: Any
+    ) -> dict[str, Any]:
         claims: dict[str, Any] = {
             "email": user.email,
             "nbf": int(time.time()),
@@ -257,7 +259,7 @@ class DevDeviceAuthorizationEndpoint(rfc8628.DeviceAuthorizationEndpoint):
     def get_verification_uri(self) -> str:
         return f"{self.server.config.issuer}/device"
 
-    def save_device_credential(self, client_id: str, scope: str, data: dict) -> None:
+    def save_device_credential(self, client_id: str, scope: str, data: dict[str, Any]) -> None:
         credential = rfc8628.DeviceCredentialDict(
             client_id=client_id, scope=scope, expires_at=time.time() + data["expires_in"], **data
         )
@@ -271,7 +273,8 @@ class DevDeviceCodeGrant(rfc8628.DeviceCodeGrant):
         return self.server.state.device_credentials.get(device_code)
 
     def query_user_grant(self, user_code: str) -> tuple[DevUser, bool] | None:
-        return self.server.state.grants.get(_normalize_user_code(user_code))
+        state: DevState = self.server.state
+        return state.grants.get(_normalize_user_code(user_code))
 
     def should_slow_down(self, credential: Any) -> bool:
         # RFC 8628 §3.5: a client polling faster than `interval` is told to slow down.
@@ -295,7 +298,8 @@ class DevRefreshTokenGrant(rfc6749_grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        record = self.server.state.refresh_tokens.get(refresh_token)
+        state: DevState = self.server.state
+        record = state.refresh_tokens.get(refresh_token)
         if record is None or record.is_revoked() or record.is_expired():
             return None
         return record
@@ -341,7 +345,7 @@ class DevAuthorizationServer(AuthorizationServer):
     def query_client(self, client_id: str) -> DevClient | None:
         return self.client if client_id == self.config.client_id else None
 
-    def save_token(self, token: dict, request: Any) -> None:
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
         if "refresh_token" not in token:
             return
         self.state.refresh_tokens[token["refresh_token"]] = RefreshRecord(
@@ -356,7 +360,7 @@ class DevAuthorizationServer(AuthorizationServer):
         return None
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
-        return request  # type: ignore[no-any-return]  # already a StarletteOAuth2Request
+        return cast(OAuth2Request, request)  # already a StarletteOAuth2Request
 
     def handle_response(self, status: int, body: Any, headers: Any) -> Response:
         return JSONResponse(body, status_code=status, headers=dict(headers))
@@ -431,15 +435,15 @@ def create_app(config: DevIdpConfig, key: RSAKey | None = None) -> Starlette:
         return JSONResponse(public_jwks)
 
     async def device_authorization(request: Request) -> Response:
-        return server.create_endpoint_response(
-            "device_authorization", await _oauth_request(request)
-        )
+        oauth_request = await _oauth_request(request)
+        return cast(Response, server.create_endpoint_response("device_authorization", oauth_request))
 
     async def token(request: Request) -> Response:
-        return server.create_token_response(await _oauth_request(request))
+        return cast(Response, server.create_token_response(await _oauth_request(request)))
 
     async def revoke(request: Request) -> Response:
-        return server.create_endpoint_response("revocation", await _oauth_request(request))
+        oauth_request = await _oauth_request(request)
+        return cast(Response, server.create_endpoint_response("revocation", oauth_request))
 
     async def authorize(request: Request) -> Response:
         body = {"error": "unsupported_response_type", "error_description": "use the device flow"}

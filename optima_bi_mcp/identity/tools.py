@@ -38,12 +38,12 @@ class LoginResult(BaseModel):
 
     status: Literal["pending", "logged_in"]
     environment: str
-    verification_uri: str | None = Field(None, description="page where the code is entered")
+    verification_uri: str | None = Field(default=None, description="page where the code is entered")
     verification_uri_complete: str | None = Field(
-        None, description="the same page with the code filled in"
+        default=None, description="the same page with the code filled in"
     )
-    user_code: str | None = Field(None, description="code the person enters on the page")
-    expires_in: int | None = Field(None, description="seconds until the code expires")
+    user_code: str | None = Field(default=None, description="code the person enters on the page")
+    expires_in: int | None = Field(default=None, description="seconds until the code expires")
     role: Literal["merchant", "admin"] | None = None
     merchant_id: UUID | None = None
     subject: str | None = None

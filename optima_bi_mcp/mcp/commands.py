@@ -7,8 +7,10 @@ address, since anyone who can reach the port acts as that principal. Without
 
 `call` runs one tool through the real server with an in-memory MCP client. If
 another process holds the embedded store and serves it over HTTP (its URL is
-in the store's owner file), the call goes through that server instead and acts
-as *that server's* principal: a request never carries a principal of its own.
+in the store's owner file), `call` and stdio `serve` go through that server
+instead and act as *that server's* principal: a request never carries a
+principal of its own, and an `--as` naming another principal is refused
+(`proxy.py`).
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ def run_serve(ns: argparse.Namespace) -> int:
         if ns.sink:
             raise InvalidArgumentError("--sink is not available in this build yet", argument="sink")
         store = open_settings_store(settings)
+    except StoreError as exc:
+        url = None if ns.http else serving_url(settings)
+        if url is None:
+            print(f"optima-bi serve: {exc.message}", file=sys.stderr)
+            return 2
+        return _serve_proxy(url, ns.principal)
     except OptimaError as exc:
         print(f"optima-bi serve: {exc.message}", file=sys.stderr)
         return 2
@@ -105,6 +113,20 @@ def run_serve(ns: argparse.Namespace) -> int:
             anyio.run(server.run_stdio_async)
     finally:
         store.close()
+    return 0
+
+
+def _serve_proxy(url: str, principal: str | None) -> int:
+    from optima_bi_mcp.mcp.proxy import build_proxy, check_principal
+
+    try:
+        acting = anyio.run(check_principal, url, principal)
+    except OptimaError as exc:
+        print(f"optima-bi serve: {exc.message}", file=sys.stderr)
+        return 2
+    route_stdlib_logging()
+    log.info("the store is held by {}; serving stdio through it as {}", url, acting)
+    anyio.run(build_proxy(url).run_stdio_async)
     return 0
 
 
@@ -143,8 +165,12 @@ async def call_tool(
         url = serving_url(settings)
         if url is None:
             return _failure(exc)
-        if principal:
-            log.warning("the store is held by a server; acting as that server's principal")
+        from optima_bi_mcp.mcp.proxy import check_principal
+
+        try:
+            await check_principal(url, principal)
+        except OptimaError as refused:
+            return _failure(refused)
         return await _call_via(url, tool, arguments)
     except OptimaError as exc:
         return _failure(exc)

@@ -146,9 +146,15 @@ async def overview_of(services: Services, ctx: Context, merchant_id: str) -> dic
 
         store, now = services.store, datetime.now(UTC)
         name, currency = merchant.merchant_info(store, scoped)
-        sales = merchant.get_sales(store, scoped, m.GetSalesArgs(days=30, bucket="week"), now)
-        customers = merchant.customer_summary(store, scoped, m.CustomerSummaryArgs(days=30), now)
-        stock = merchant.inventory_status(store, scoped, m.InventoryStatusArgs(limit=1), now)
+        sales = merchant.get_sales(
+            store, scoped, m.GetSalesArgs.model_validate({"days": 30, "bucket": "week"}), now
+        )
+        customers = merchant.customer_summary(
+            store, scoped, m.CustomerSummaryArgs.model_validate({"days": 30}), now
+        )
+        stock = merchant.inventory_status(
+            store, scoped, m.InventoryStatusArgs.model_validate({"limit": 1}), now
+        )
         return {
             "merchant_id": str(scoped),
             "name": name,

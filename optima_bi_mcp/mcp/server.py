@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from loguru import logger
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry, Counter, Histogram

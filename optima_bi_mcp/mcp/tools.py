@@ -52,7 +52,39 @@ class ToolSpec:
         return self.arguments.model_json_schema()
 
     def output_schema(self) -> dict[str, Any]:
-        return self.result.model_json_schema(mode="serialization")
+        """The result's schema, also admitting the `{"error": …}` of a tool error.
+
+        Some clients (the TypeScript SDK) validate structured content against the
+        output schema even when `isError` is set, so the error shape is declared
+        as a second branch rather than left to break them.
+        """
+        schema = self.result.model_json_schema(mode="serialization")
+        required = schema.pop("required", [])
+        schema["properties"]["error"] = ERROR_SCHEMA
+        schema["anyOf"] = [{"required": required}, {"required": ["error"]}]
+        return schema
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Only on tool errors (isError): what failed and which argument to fix.",
+    "properties": {
+        "code": {
+            "type": "string",
+            "enum": [
+                "INVALID_ARGUMENT",
+                "NOT_FOUND",
+                "FORBIDDEN",
+                "UNAUTHENTICATED",
+                "UNAVAILABLE",
+                "INTERNAL",
+            ],
+        },
+        "message": {"type": "string"},
+        "details": {"type": "object", "description": "`argument` names the argument to fix."},
+    },
+    "required": ["code", "message", "details"],
+}
 
 
 class WhoamiArgs(m.Arguments):

@@ -154,6 +154,7 @@ def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime
     params = period_params(merchant_id, period)
     by_start = _series_rows(store, params, period, args.bucket)
     series = [_bucket(start, by_start.get(start)) for start in starts]
+    log.debug("get_sales bucket={} buckets={} filled={}", args.bucket, len(starts), len(by_start))
 
     params["previous"] = instant(period.previous().start)
     totals = store.query(TOTALS_SQL, params)[0]
@@ -241,6 +242,7 @@ def top_products(
     params = period_params(merchant_id, period) | {"limit": args.limit + 1, "offset": offset}
     rows = store.query(TOP_PRODUCTS_SQL[args.sort_by], params)
     items, next_cursor = page(rows, offset, args.limit, query)
+    log.debug("top_products sort_by={} offset={} rows={}", args.sort_by, offset, len(items))
     total = exact(store.query(TOTAL_ITEM_REVENUE_SQL, params)[0][0])
     return TopProductsResult(
         period=period_out(period),

@@ -1,18 +1,19 @@
 """Platform metrics (METRICS.md, administrators only): overview, merchants, MRR, revenue.
 
-Platform-wide scans of `orders FINAL` are too slow, so whole UTC months come
-from the `merchant_monthly` rollup, whole UTC days from `merchant_daily` (both
-kept exact by `store.rollups`), and only the days cut by an instant (`now`,
-`now − 30 days`, …) are read from the latest state of `orders`, over a narrow
-`created_at` range. Subscriptions and transfers are small (a few rows per
-merchant) and are read from their latest state directly.
+Platform-wide scans of `orders FINAL` are too slow (the table is sorted by
+merchant, so even one day of every merchant touches every granule of its
+month), so these read only rollups kept exact by `store.rollups`: whole UTC
+months from `merchant_monthly`, whole UTC days from `merchant_daily`, and the
+days cut by an instant (`now`, `now − 30 days`, …) from `merchant_day_orders`,
+which lists each merchant-day's counted orders. Subscriptions and transfers
+are small (a few rows per merchant) and are read from their latest state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +43,7 @@ from optima_bi_mcp.metrics.periods import (
     parse_month,
     resolve_period,
 )
-from optima_bi_mcp.metrics.platform_sql import instants, latest_counted_orders, midnight, ts
+from optima_bi_mcp.metrics.platform_sql import instants, midnight, ts
 from optima_bi_mcp.store.client import Store
 
 log = logger.bind(module=__name__)
@@ -139,18 +140,18 @@ WHERE month < {m0:Date}
 GROUP BY merchant_id
 """
 
+# The edge days, split at the window bounds from their lists of counted orders.
 _MERCHANT_EDGES = f"""
-WITH {instants("t", "t30", "t60", "e0", "e30", "e30_end", "e60", "e60_end")}
+WITH {instants("t", "t30", "t60")}
 SELECT merchant_id,
-       countIf(created_at >= t30), sumIf(amount_total, created_at >= t30),
-       sumIf(amount_total, created_at >= t60 AND created_at < t30), max(created_at)
-FROM {
-    latest_counted_orders(
-        "(created_at >= e60 AND created_at < e60_end)"
-        " OR (created_at >= e30 AND created_at < e30_end)"
-        " OR (created_at >= e0 AND created_at < t)"
-    )
-}
+       countIf(o.1 >= t30), sumIf(o.2, o.1 >= t30),
+       sumIf(o.2, o.1 >= t60 AND o.1 < t30), max(o.1)
+FROM (
+    SELECT merchant_id, orders FROM merchant_day_orders FINAL
+    WHERE day IN ({{d0:Date}}, {{d30:Date}}, {{d60:Date}})
+)
+ARRAY JOIN orders AS o
+WHERE o.1 < t
 GROUP BY merchant_id
 """
 
@@ -228,16 +229,7 @@ def merchant_figures(store: Store, now: datetime) -> list[MerchantFigures]:
     months = store.query(_MERCHANT_MONTHS, {"m0": d0.replace(day=1)})
     edges = store.query(
         _MERCHANT_EDGES,
-        {
-            "t": ts(now),
-            "t30": ts(t30),
-            "t60": ts(t60),
-            "e0": ts(midnight(d0)),
-            "e30": ts(midnight(d30)),
-            "e30_end": ts(midnight(d30) + DAY),
-            "e60": ts(midnight(d60)),
-            "e60_end": ts(midnight(d60) + DAY),
-        },
+        {"t": ts(now), "t30": ts(t30), "t60": ts(t60), "d0": d0, "d30": d30, "d60": d60},
     )
     for merchant_id, orders, gmv, gmv_prev, last in [*days, *months, *edges]:
         figures = merchants.get(merchant_id)
@@ -300,8 +292,10 @@ GROUP BY month
 
 _FEES_PARTIAL_DAY = f"""
 WITH {instants("lo", "hi")}
-SELECT sum(platform_fee)
-FROM {latest_counted_orders("created_at >= lo AND created_at < hi")}
+SELECT sum(o.3)
+FROM (SELECT orders FROM merchant_day_orders FINAL WHERE day = {{day:Date}})
+ARRAY JOIN orders AS o
+WHERE o.1 >= lo AND o.1 < hi
 """
 
 _TRANSFERS = """
@@ -319,10 +313,14 @@ def platform_revenue(
         start=args.start, end=args.end, days=args.days, timezone="UTC", default_days=30, now=now
     )
     fees = fees_by_month(store, period)
-    fee_revenue = sum(fees.values(), Decimal(0))
     by_plan = subscriptions.revenue_by_plan(store, period)
-    subscription_revenue = sum(by_plan.values(), Decimal(0))
     transfers = transfers_by_status(store, period)
+    with localcontext() as exact:
+        # Subscription revenue has up to 60 significant digits; keep them all.
+        exact.prec = 60
+        fee_revenue = sum(fees.values(), Decimal(0))
+        subscription_revenue = sum(by_plan.values(), Decimal(0))
+        total = fee_revenue + subscription_revenue
 
     result = PlatformRevenueResult(
         period=PeriodOut(
@@ -335,7 +333,7 @@ def platform_revenue(
         fee_revenue=money(fee_revenue),
         subscription_revenue=money(subscription_revenue),
         transfers_paid=money(transfers["paid"]),
-        total=money(fee_revenue + subscription_revenue),
+        total=money(total),
         currency=CURRENCY,
     )
     if args.breakdown:
@@ -356,7 +354,7 @@ def fees_by_month(store: Store, period: Period) -> dict[date, Decimal]:
         month = add_months(month, 1)
 
     # Whole months, then the whole days around them; a period ending at `now`
-    # ends inside a day, read from the latest state of orders.
+    # ends inside a day, split with that day's list of orders.
     whole_end = period.end.date()
     inside, (head, tail) = split_months(period.start.date(), whole_end)
     rows = store.query(_FEES_WHOLE_MONTHS, {"months": inside}) if inside else []
@@ -367,7 +365,8 @@ def fees_by_month(store: Store, period: Period) -> dict[date, Decimal]:
         months[month_start] += Decimal(fees)
     if period.end > midnight(whole_end):
         partial = store.query(
-            _FEES_PARTIAL_DAY, {"lo": ts(midnight(whole_end)), "hi": ts(period.end)}
+            _FEES_PARTIAL_DAY,
+            {"day": whole_end, "lo": ts(midnight(whole_end)), "hi": ts(period.end)},
         )
         months[whole_end.replace(day=1)] += Decimal(partial[0][0] or 0)
     return months
@@ -378,7 +377,7 @@ def split_months(
 ) -> tuple[list[date], tuple[tuple[date, date], tuple[date, date]]]:
     """The whole months inside the days [lo, hi), and the day ranges before and after them."""
     first = lo if lo.day == 1 else add_months(lo.replace(day=1), 1)
-    inside = []
+    inside: list[date] = []
     while add_months(first, len(inside) + 1) <= hi:
         inside.append(add_months(first, len(inside)))
     if not inside:

@@ -15,6 +15,7 @@ from decimal import Decimal, localcontext
 from optima_bi_mcp.metrics.models import MrrByPlan, PlatformMrrArgs, PlatformMrrResult
 from optima_bi_mcp.metrics.numbers import money, ratio
 from optima_bi_mcp.metrics.periods import Period, month_bounds, parse_month
+from optima_bi_mcp.metrics.platform_sql import ts
 from optima_bi_mcp.store.client import Store
 
 PAID_PLANS = ("pro", "enterprise")
@@ -107,7 +108,7 @@ def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> Platform
     """MRR at the start of the next month, movements per merchant over the month, rates."""
     month = parse_month(args.month, now)
     s, e = month_bounds(month)
-    rows = store.query(_MRR_PER_MERCHANT, {"s": _ts(s), "e": _ts(e)})
+    rows = store.query(_MRR_PER_MERCHANT, {"s": ts(s), "e": ts(e)})
 
     moves = Movements()
     mrr_s = mrr_e = pro = enterprise = 0
@@ -141,14 +142,10 @@ def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> Platform
 
 def revenue_by_plan(store: Store, period: Period) -> dict[str, Decimal]:
     """Exact (unrounded) subscription revenue earned inside the period, per paid plan."""
-    rows = store.query(_REVENUE_BY_PLAN, {"lo": _ts(period.start), "hi": _ts(period.end)})
+    rows = store.query(_REVENUE_BY_PLAN, {"lo": ts(period.start), "hi": ts(period.end)})
     units = dict.fromkeys(PAID_PLANS, 0)
     for plan, amount in rows:
         units[plan] = units.get(plan, 0) + int(amount)
     # annual cents × µs / (seconds per year × µs per second × cents per dollar)
     divisor = SECONDS_PER_YEAR * MICROS * 100
     return {plan: exact_dollars(value, divisor) for plan, value in units.items()}
-
-
-def _ts(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -198,6 +198,20 @@ class Store:
         except ClickHouseError as exc:
             raise StoreError(f"store stream failed: {_first_line(exc)}") from exc
 
+    def insert_text(
+        self, table: str, data: bytes, columns: Sequence[str], *, fmt: str = "TabSeparated"
+    ) -> None:
+        """Insert rows already encoded in a text format (one bulk load, no Python objects)."""
+        if not data:
+            return
+        try:
+            with self._lock:
+                self._client().raw_insert(
+                    table, column_names=list(columns), insert_block=data, fmt=fmt
+                )
+        except ClickHouseError as exc:
+            raise StoreError(f"insert into {table} failed: {_first_line(exc)}") from exc
+
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         """Insert rows (a list of tuples in `columns` order) into a table."""
         if not rows:
@@ -274,7 +288,7 @@ def release_owner(location: StoreLocation) -> None:
 
 def _translate_open_error(exc: Exception, location: StoreLocation) -> StoreError:
     text = str(exc)
-    if location.embedded and "lock" in text.lower():
+    if location.embedded and ("lock" in text.lower() or _status_locked(location.path)):
         owner = read_owner(location) or {}
         holder = (
             f"process {owner.get('pid')} ({owner.get('command')}, since {owner.get('started_at')})"
@@ -292,6 +306,30 @@ def _translate_open_error(exc: Exception, location: StoreLocation) -> StoreError
             url=owner.get("url"),
         )
     return StoreError(f"cannot open the store at {location.describe()}: {_first_line(exc)}")
+
+
+def _status_locked(path: Path | None) -> bool:
+    """Whether another process holds the engine's `status` file lock (ClickHouse's flock).
+
+    chDB does not always say "lock" when it cannot open a held path.
+    """
+    try:
+        import fcntl  # POSIX only; elsewhere the engine's own message has to do
+    except ImportError:
+        return False
+    if path is None:
+        return False
+    try:
+        fd = os.open(path / "status", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,20 +1,21 @@
-"""Keeping the `merchant_daily` and `merchant_monthly` rollups exact by recomputing touched keys.
+"""Keeping the order rollups exact by recomputing the keys a batch of changes touched.
 
 `merchant_daily` holds, per merchant and UTC day, the counted orders (METRICS.md)
-of the latest state; `merchant_monthly` the same per merchant and UTC month.
-Writers call `refresh_merchant_daily` with the keys a batch of changes touched
-(both the old and the new day of a changed order); the daily rows of those keys
-are recomputed from `orders FINAL`, then the monthly rows holding those days
-from `merchant_daily FINAL`, and both are written again with a new version,
-zeros included, so the result never depends on how many times or in which
-order changes arrived.
+of the latest state; `merchant_day_orders` lists them (created_at, amount_total,
+platform_fee) for splitting a day at an instant; `merchant_monthly` sums them
+per merchant and UTC month. Writers call `refresh_merchant_daily` with the keys
+a batch of changes touched (both the old and the new day of a changed order);
+the day rows of those keys are recomputed from `orders FINAL`, then the month
+rows holding those days from `merchant_daily FINAL`, and all are written again
+with a new version, zeros and empty lists included, so the result never depends
+on how many times or in which order changes arrived.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, timedelta
 from uuid import UUID
 
 from optima_bi_mcp.store.client import Store
@@ -36,7 +37,8 @@ _COLUMNS = [
 _RECOMPUTE = f"""
 SELECT toDate(created_at) AS day, merchant_id,
        count() AS orders, sum(amount_total) AS gmv, sum(platform_fee) AS platform_fees,
-       min(created_at) AS first_order_at, max(created_at) AS last_order_at
+       min(created_at) AS first_order_at, max(created_at) AS last_order_at,
+       groupArray((created_at, amount_total, platform_fee)) AS order_list
 FROM orders FINAL
 WHERE merchant_id IN {{merchants:Array(UUID)}}
   AND created_at >= {{lo:DateTime64(6, 'UTC')}} AND created_at < {{hi:DateTime64(6, 'UTC')}}
@@ -46,6 +48,7 @@ GROUP BY day, merchant_id
 
 
 _MONTHLY_COLUMNS = ["month", *_COLUMNS[1:]]
+_DAY_ORDERS_COLUMNS = ["day", "merchant_id", "orders", "_version"]
 
 _RECOMPUTE_MONTHLY = """
 SELECT toStartOfMonth(day) AS month, merchant_id,
@@ -77,19 +80,23 @@ def refresh_merchant_daily(store: Store, keys: Iterable[tuple[UUID, date]]) -> i
         {
             "merchants": merchants,
             "lo": f"{min(days).isoformat()} 00:00:00",
-            "hi": f"{max(days).isoformat()} 23:59:59.999999",
+            # Half-open at the next midnight: an order at 23:59:59.999999 belongs to the day.
+            "hi": f"{(max(days) + timedelta(days=1)).isoformat()} 00:00:00",
         },
     )
     version = next_version()
     computed = {(UUID(str(r[1])), r[0]): r for r in rows}
-    out = []
+    out, lists = [], []
     for merchant_id, day in sorted(wanted, key=lambda k: (k[1], str(k[0]))):
         row = computed.get((merchant_id, day))
         if row is None:
             out.append((day, merchant_id, 0, 0, 0, None, None, version))
+            lists.append((day, merchant_id, [], version))
         else:
             out.append((day, merchant_id, row[2], row[3], row[4], row[5], row[6], version))
+            lists.append((day, merchant_id, row[7], version))
     store.insert("merchant_daily", out, _COLUMNS)
+    store.insert("merchant_day_orders", lists, _DAY_ORDERS_COLUMNS)
     _refresh_merchant_monthly(store, {(m, d.replace(day=1)) for m, d in wanted})
     return len(out)
 
@@ -120,13 +127,24 @@ def _refresh_merchant_monthly(store: Store, wanted: set[tuple[UUID, date]]) -> N
 
 
 def rebuild_merchant_daily(store: Store) -> None:
-    """Recompute both rollups, daily then monthly, from the latest state (backfill, seed)."""
+    """Recompute every order rollup from the latest state (after a backfill or seed)."""
     store.command("TRUNCATE TABLE merchant_daily")
     store.command(
         f"""
         INSERT INTO merchant_daily
         SELECT toDate(created_at) AS day, merchant_id, count(), sum(amount_total),
                sum(platform_fee), min(created_at), max(created_at), {next_version()}
+        FROM orders FINAL
+        WHERE {COUNTED_SQL}
+        GROUP BY day, merchant_id
+        """
+    )
+    store.command("TRUNCATE TABLE merchant_day_orders")
+    store.command(
+        f"""
+        INSERT INTO merchant_day_orders
+        SELECT toDate(created_at) AS day, merchant_id,
+               groupArray((created_at, amount_total, platform_fee)), {next_version()}
         FROM orders FINAL
         WHERE {COUNTED_SQL}
         GROUP BY day, merchant_id

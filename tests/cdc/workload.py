@@ -59,8 +59,14 @@ class Workload:
         conn.execute(
             "INSERT INTO merchants (id, name, email, country, status, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, 'active', %s, %s)",
-            (merchant, f"shop {merchant.hex[:6]}", f"owner@{merchant.hex[:6]}.test", "US",
-             created, created),
+            (
+                merchant,
+                f"shop {merchant.hex[:6]}",
+                f"owner@{merchant.hex[:6]}.test",
+                "US",
+                created,
+                created,
+            ),
         )
         self.merchants.append(merchant)
         self.products[merchant] = []
@@ -70,8 +76,17 @@ class Workload:
                 "INSERT INTO products (id, merchant_id, sku, name, category, price, cost, "
                 "stock_quantity, status, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
                 "'active', %s)",
-                (product, merchant, f"SKU-{n}", f"product {n}", rng.choice(["a", "b", "c"]),
-                 price, price / 2 if n % 3 else None, rng.randint(0, 300), created),
+                (
+                    product,
+                    merchant,
+                    f"SKU-{n}",
+                    f"product {n}",
+                    rng.choice(["a", "b", "c"]),
+                    price,
+                    price / 2 if n % 3 else None,
+                    rng.randint(0, 300),
+                    created,
+                ),
             )
             self.products[merchant].append((product, price))
         for n in range(5):
@@ -81,6 +96,11 @@ class Workload:
                 (uuid.uuid4(), merchant, f"c{n}@{merchant.hex[:6]}.test", f"c{n}", created),
             )
         self._subscribe(conn, merchant, rng.choice(list(PLANS)), created)
+        conn.execute(
+            "INSERT INTO transfers (id, merchant_id, amount, status, created_at) "
+            "VALUES (%s, %s, %s, 'paid', %s)",
+            (uuid.uuid4(), merchant, _money(rng, 10, 2000), created),
+        )
         for _ in range(orders):
             self._new_order(conn, merchant, rng.choice(["paid", "completed", "pending"]))
 
@@ -106,40 +126,60 @@ class Workload:
                 if each is not None:
                     each(n)
 
-    def one(self, conn: psycopg.Connection[Any]) -> None:
-        """One new-order transaction (the perf script's unit of work)."""
+    def new_order(self, conn: psycopg.Connection[Any]) -> uuid.UUID:
+        """One committed new-order transaction (the perf script's unit of work)."""
         with conn.transaction():
-            self._tx_new_order(conn, self.rng.choice(self.merchants))
+            return self._new_order(conn, self.rng.choice(self.merchants), "paid")
 
-    def _new_order(self, conn: psycopg.Connection[Any], merchant: uuid.UUID, status: str) -> None:
+    def _new_order(
+        self, conn: psycopg.Connection[Any], merchant: uuid.UUID, status: str
+    ) -> uuid.UUID:
         rng = self.rng
         self.orders += 1
         order = uuid.uuid4()
         created = self.now - timedelta(days=rng.randint(0, 89), seconds=rng.randint(0, 86399))
         items = rng.sample(self.products[merchant], rng.randint(1, 3))
         quantities = [rng.randint(1, 4) for _ in items]
-        total = sum((price * q for (_, price), q in zip(items, quantities, strict=True)),
-                    Decimal("0.00"))
+        total = sum(
+            (price * q for (_, price), q in zip(items, quantities, strict=True)), Decimal("0.00")
+        )
         conn.execute(
             "INSERT INTO orders (id, merchant_id, order_number, customer_email, status, "
             "amount_total, platform_fee, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (order, merchant, f"N{self.orders}-{order.hex[:6]}",
-             f" C{rng.randint(0, 30)}@x.test ", status, total,
-             (total * Decimal("0.029")).quantize(Decimal("0.01")), created, created),
+            (
+                order,
+                merchant,
+                f"N{self.orders}-{order.hex[:6]}",
+                f" C{rng.randint(0, 30)}@x.test ",
+                status,
+                total,
+                (total * Decimal("0.029")).quantize(Decimal("0.01")),
+                created,
+                created,
+            ),
         )
         for (product, price), quantity in zip(items, quantities, strict=True):
             conn.execute(
                 "INSERT INTO order_items (id, order_id, merchant_id, product_id, quantity, "
                 "unit_price, amount, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (uuid.uuid4(), order, merchant, product, quantity, price, price * quantity,
-                 created),
+                (
+                    uuid.uuid4(),
+                    order,
+                    merchant,
+                    product,
+                    quantity,
+                    price,
+                    price * quantity,
+                    created,
+                ),
             )
             conn.execute(
                 "UPDATE products SET stock_quantity = stock_quantity - %s, updated_at = now() "
                 "WHERE id = %s",
                 (quantity, product),
             )
+        return order
 
     def _tx_new_order(self, conn: psycopg.Connection[Any], merchant: uuid.UUID) -> None:
         self._new_order(conn, merchant, self.rng.choice(["pending", "paid", "paid"]))
@@ -182,8 +222,16 @@ class Workload:
             "INSERT INTO subscriptions (id, merchant_id, plan, status, billing_interval, "
             "amount, started_at, trial_ends_at, created_at) "
             "VALUES (%s, %s, %s, 'active', %s, %s, %s, %s, %s)",
-            (uuid.uuid4(), merchant, plan, self.rng.choice(["month", "year"]), PLANS[plan],
-             start, trial, start),
+            (
+                uuid.uuid4(),
+                merchant,
+                plan,
+                self.rng.choice(["month", "year"]),
+                PLANS[plan],
+                start,
+                trial,
+                start,
+            ),
         )
 
     def _tx_transfer(self, conn: psycopg.Connection[Any], merchant: uuid.UUID) -> None:

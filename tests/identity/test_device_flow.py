@@ -22,9 +22,7 @@ async def log_in(session: DeviceSession, idp: DevIdp, user: str, *, deny: bool =
             await session.wait_for_change()
 
 
-async def test_calls_before_approval_get_unauthenticated_with_instructions(
-    idp, identity_config
-):
+async def test_calls_before_approval_get_unauthenticated_with_instructions(idp, identity_config):
     """Before approval, resolving names the verification URL and says login is pending."""
     async with session_for(identity_config(idp)) as session:
         outcome = await session.login()

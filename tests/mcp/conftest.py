@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from optima_bi_mcp.identity.principal import Principal
 from optima_bi_mcp.mcp.server import build_server, fixed_principal, no_principal
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store
+from optima_bi_mcp.store.client import StoreLocation, read_owner
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -81,3 +83,31 @@ def optima_bi() -> list[str]:
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "OPTIMA_BI_LOG_LEVEL": "WARNING"}
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+    return value
+
+
+@pytest.fixture(scope="session")
+def http_server(make_served_store, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """`optima-bi serve --http --port 0 --as admin` in a subprocess: (MCP URL, store DSN)."""
+    dsn = make_served_store()
+    log = (tmp_path_factory.mktemp("http") / "server.log").open("w")
+    command = [*optima_bi(), "serve", "--http", "--port", "0", "--store", dsn, "--as", "admin"]
+    process = subprocess.Popen(command, stdout=log, stderr=log, env=child_env())
+    location = StoreLocation.parse(dsn)
+    try:
+        owner = wait_for(lambda: (read_owner(location) or {}).get("url") or process.poll())
+        assert isinstance(owner, str), "the server exited before serving"
+        yield owner, dsn
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

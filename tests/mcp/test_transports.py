@@ -4,47 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
 import httpx
-import pytest
 from conftest import MERCHANT_A, call, child_env, dataset, optima_bi
 from mcp import Client, StdioServerParameters
 
-from optima_bi_mcp.store.client import StoreLocation, read_owner
-
 A = str(dataset.MERCHANT_A)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
-    return value
-
-
-@pytest.fixture(scope="module")
-def http_server(make_served_store, tmp_path_factory) -> Iterator[tuple[str, str]]:
-    """`optima-bi serve --http --port 0 --as admin` in a subprocess: (MCP URL, store DSN)."""
-    dsn = make_served_store()
-    log = (tmp_path_factory.mktemp("http") / "server.log").open("w")
-    command = [*optima_bi(), "serve", "--http", "--port", "0", "--store", dsn, "--as", "admin"]
-    process = subprocess.Popen(command, stdout=log, stderr=log, env=child_env())
-    location = StoreLocation.parse(dsn)
-    try:
-        owner = wait_for(lambda: (read_owner(location) or {}).get("url") or process.poll())
-        assert isinstance(owner, str), "the server exited before serving"
-        yield owner, dsn
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 async def test_stdio_subprocess_serves_tools(make_served_store):
@@ -155,3 +122,27 @@ def test_as_refused_on_public_http_host(tmp_path):
     )
     assert out.returncode == 2
     assert "loopback" in out.stderr
+
+
+async def test_stdio_goes_through_the_holding_server(http_server):
+    """A stdio server finding the store held serves through the holder, as its principal."""
+    params = StdioServerParameters(
+        command=optima_bi()[0],
+        args=[*optima_bi()[1:], "serve", "--store", http_server[1], "--as", "admin"],
+        env=child_env(),
+    )
+    async with Client(params) as client:
+        result = await client.call_tool("get_sales", {"days": 7, "merchant_id": A})
+        status = await client.read_resource("bi://status")
+    assert result.structured_content["revenue"] == dataset.A_WEEK["revenue"]
+    assert '"orders": 7' in status.contents[0].text
+
+
+def test_call_as_another_principal_is_refused(http_server):
+    """`call --as merchant:…` through a server acting as admin is refused, not widened."""
+    command = [*optima_bi(), "call", "whoami", "--as", MERCHANT_A, "--store", http_server[1]]
+    out = subprocess.run(
+        [*command, "--json"], capture_output=True, text=True, env=child_env(), timeout=120
+    )
+    assert json.loads(out.stdout)["error"]["code"] == "FORBIDDEN"
+    assert out.returncode == 1

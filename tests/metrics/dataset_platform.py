@@ -109,6 +109,9 @@ def _segment_merchants(w: PlatformRows) -> None:
     w.order(sleeping, now - 10 * DAY, "55.00", status="pending")
     w.order(sleeping, now - 5 * DAY, "55.00", status="refunded")
 
+    active_edge = w.merchant("active_edge", now - 300 * DAY)
+    w.order(active_edge, now - 30 * DAY, "64.00")
+
     sleeping_edge = w.merchant("sleeping_edge", now - 300 * DAY)
     w.order(sleeping_edge, now - 90 * DAY, "10.00")
 
@@ -235,36 +238,3 @@ def _write(conn: psycopg.Connection[Any], w: PlatformRows) -> None:
             cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", getattr(w, table))
     if not conn.autocommit:
         conn.commit()
-
-
-# XXX: a stand-in for the shared `metric_dataset` fixture of tests/metrics/conftest.py
-# while that does not exist yet: a few merchants with random orders, then the platform
-# rows. tests/metrics/test_platform_metrics.py uses it through `platform_source`.
-SMALL_NOW = datetime(2026, 11, 3, 14, 27, 13, 500000, tzinfo=UTC)
-_STATUSES = ["paid", "shipped", "delivered", "completed", "pending", "cancelled", "refunded"]
-
-
-@dataclass
-class SmallInfo:
-    now: datetime
-    merchants: dict[str, uuid.UUID] = field(default_factory=dict)
-
-
-def build_platform_source(dsn: str, seed: int = 7, orders_per_merchant: int = 300) -> SmallInfo:
-    """Write six merchants with random orders over two years, then the platform rows."""
-    rng = random.Random(seed)
-    w = PlatformRows(rng, SMALL_NOW)
-    info = SmallInfo(now=SMALL_NOW)
-    for i in range(6):
-        mid = w.merchant(f"shop{i}", SMALL_NOW - 800 * DAY)
-        info.merchants[f"shop{i}"] = mid
-        for _ in range(orders_per_merchant):
-            at = SMALL_NOW - timedelta(
-                days=730 * rng.random() ** 2, microseconds=rng.randrange(10**6)
-            )
-            total = str(Decimal(rng.randint(100, 40_000)) / 100)
-            w.order(mid, at, total, rng.choice(_STATUSES))
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        _write(conn, w)
-        add_platform_rows(conn, info, rng)
-    return info

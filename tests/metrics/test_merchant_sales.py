@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optima_bi_mcp.errors import InvalidArgumentError
 from optima_bi_mcp.metrics.merchant import get_sales
@@ -146,3 +148,25 @@ def test_now_is_never_read_from_the_clock(metric_dataset: Any) -> None:
     merchant = metric_dataset.info.merchants["edge"]
     got = get_sales(metric_dataset.store, merchant, GetSalesArgs(days=1), later)
     assert got.period.start == datetime(2026, 11, 10, tzinfo=UTC)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    first=st.dates(min_value=date(2024, 10, 1), max_value=date(2026, 11, 10)),
+    length=st.integers(min_value=0, max_value=60),
+    timezone=st.sampled_from(ZONES),
+    bucket=st.sampled_from(["day", "week", "month"]),
+    role=st.sampled_from(["large", "edge"]),
+)
+def test_any_period_matches_oracle(
+    metric_dataset: Any,
+    source: Any,
+    first: date,
+    length: int,
+    timezone: str,
+    bucket: str,
+    role: str,
+) -> None:
+    """Any start/end period, zone and bucket gives the oracle's figures."""
+    args = {"start": first, "end": first + timedelta(days=length), "timezone": timezone}
+    _check(metric_dataset, source, role, {**args, "bucket": bucket})

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
-from optima_bi_mcp.data.backfill import backfill
 from optima_bi_mcp.errors import InvalidArgumentError
 from optima_bi_mcp.metrics import platform
 from optima_bi_mcp.metrics.models import (
@@ -20,7 +19,7 @@ from optima_bi_mcp.metrics.models import (
     PlatformRevenueArgs,
 )
 from optima_bi_mcp.store import Store
-from tests.metrics.dataset_platform import build_platform_source
+from tests.metrics.dataset import NOW
 from tests.oracle import platform as oracle
 
 
@@ -32,17 +31,23 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(make_source: Any, make_store: Any) -> Iterator[Env]:
-    """A source with orders and platform rows, backfilled into a fresh store."""
-    dsn = make_source("platform")
-    info = build_platform_source(dsn)
-    store = make_store("platform")
-    backfill(store, dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield Env(store, conn, info.now)
+def env(metric_dataset: Any, source: psycopg.Connection[Any]) -> Env:
+    """The shared metric dataset (with the platform rows) and its source."""
+    return Env(metric_dataset.store, source, metric_dataset.now)
 
 
-MONTHS = [None, "2026-10", "2026-09", "2026-06", "2025-11", "2025-10", "2024-12", "2023-01"]
+def month_of(offset: int) -> str:
+    """The dataset's current month shifted by `offset` months, as YYYY-MM."""
+    index = NOW.year * 12 + NOW.month - 1 + offset
+    return f"{index // 12}-{index % 12 + 1:02d}"
+
+
+def day_of(offset: int) -> date:
+    return (NOW + timedelta(days=offset)).date()
+
+
+# Current, previous, a few back, a year back and the month before it, no data.
+MONTHS = [None, *(month_of(k) for k in (-1, -2, -5, -12, -13, -23, -46))]
 
 
 @pytest.mark.parametrize("month", MONTHS)
@@ -55,7 +60,8 @@ def test_platform_overview_matches_oracle(env: Env, month: str | None) -> None:
 def test_platform_overview_counts_new_merchants(env: Env) -> None:
     """Merchants created this month and last month are counted in their months."""
     now = platform.platform_overview(env.store, PlatformOverviewArgs(), env.now)
-    last = platform.platform_overview(env.store, PlatformOverviewArgs(month="2026-10"), env.now)
+    args = PlatformOverviewArgs(month=month_of(-1))
+    last = platform.platform_overview(env.store, args, env.now)
     assert (now.new_merchants, last.new_merchants) == (1, 1)
 
 
@@ -114,7 +120,7 @@ def test_platform_merchants_refuses_cursor_of_other_sort(env: Env) -> None:
         platform.platform_merchants(env.store, args, env.now)
 
 
-MRR_MONTHS = [None, "2026-12", "2026-10", "2026-09", "2026-05", "2025-11", "2025-10", "2022-01"]
+MRR_MONTHS = [None, *(month_of(k) for k in (1, -1, -2, -6, -12, -13, -58))]
 
 
 @pytest.mark.parametrize("month", MRR_MONTHS)
@@ -124,13 +130,12 @@ def test_platform_mrr_matches_oracle(env: Env, month: str | None) -> None:
     assert result.model_dump(mode="json") == oracle.platform_mrr(env.pg, month, env.now)
 
 
-@pytest.mark.parametrize("month", ["2026-11", "2026-10", "2026-06", "2025-11"])
-def test_platform_mrr_movements_explain_the_change(env: Env, month: str) -> None:
+@pytest.mark.parametrize("offset", [0, -1, -5, -12])
+def test_platform_mrr_movements_explain_the_change(env: Env, offset: int) -> None:
     """mrr(e) − mrr(s) = new + reactivation + expansion − contraction − churned (to rounding)."""
-    this = platform.platform_mrr(env.store, PlatformMrrArgs(month=month), env.now)
-    year, number = (int(p) for p in month.split("-"))
-    before_month = f"{year - (number == 1)}-{(number - 2) % 12 + 1:02d}"
-    before = platform.platform_mrr(env.store, PlatformMrrArgs(month=before_month), env.now)
+    this = platform.platform_mrr(env.store, PlatformMrrArgs(month=month_of(offset)), env.now)
+    before_args = PlatformMrrArgs(month=month_of(offset - 1))
+    before = platform.platform_mrr(env.store, before_args, env.now)
     moves = (
         this.new_mrr
         + this.reactivation_mrr
@@ -138,7 +143,8 @@ def test_platform_mrr_movements_explain_the_change(env: Env, month: str) -> None
         - this.contraction_mrr
         - this.churned_mrr
     )
-    assert abs((this.mrr - before.mrr) - moves) <= 0.03
+    # Seven figures each rounded to the cent: at most 3.5 cents apart.
+    assert abs((this.mrr - before.mrr) - moves) <= Decimal("0.035")
     assert moves != 0
 
 
@@ -161,10 +167,11 @@ PERIODS = [
     {"days": 7, "start": None, "end": None},
     {"days": 45, "start": None, "end": None},
     {"days": 400, "start": None, "end": None},
-    {"days": None, "start": date(2026, 10, 1), "end": date(2026, 10, 31)},
-    {"days": None, "start": date(2025, 12, 15), "end": date(2026, 2, 3)},
-    {"days": None, "start": date(2026, 11, 3), "end": date(2026, 11, 3)},
-    {"days": None, "start": date(2026, 11, 1), "end": date(2026, 12, 31)},
+    {"days": None, "start": date.fromisoformat(f"{month_of(-1)}-01"), "end": day_of(-NOW.day)},
+    {"days": None, "start": day_of(-323), "end": day_of(-273)},
+    {"days": None, "start": day_of(-400), "end": day_of(-31)},
+    {"days": None, "start": day_of(0), "end": day_of(0)},
+    {"days": None, "start": day_of(-NOW.day + 1), "end": day_of(58)},
     {"days": None, "start": date(2021, 1, 1), "end": date(2021, 3, 1)},
 ]
 
@@ -179,10 +186,13 @@ def test_platform_revenue_matches_oracle(env: Env, period: dict[str, Any], break
 
 
 def test_platform_revenue_breakdown_lists_every_month_plan_and_status(env: Env) -> None:
-    """A 400-day breakdown has 15 months (2025-09-30 on), both paid plans and all three statuses."""
+    """A 400-day breakdown lists every month it overlaps, both paid plans and all statuses."""
     args = PlatformRevenueArgs(days=400, breakdown=True)
     result = platform.platform_revenue(env.store, args, env.now)
-    assert result.fees_by_month is not None and len(result.fees_by_month) == 15
+    first = day_of(-399)
+    months = (NOW.year - first.year) * 12 + NOW.month - first.month + 1
+    listed = [m.month for m in result.fees_by_month or []]
+    assert (len(listed), listed[0], listed[-1]) == (months, first.strftime("%Y-%m"), month_of(0))
     assert set(result.subscriptions_by_plan or {}) == {"pro", "enterprise"}
     assert set(result.transfers_by_status or {}) == {"pending", "paid", "failed"}
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -22,10 +23,14 @@ from optima_bi_mcp.metrics.models import (
 )
 from optima_bi_mcp.store import Store
 from optima_bi_mcp.store.rollups import refresh_merchant_daily
-from tests.metrics.dataset_platform import build_platform_source
+from tests.metrics.dataset import NOW, build_dataset
+from tests.metrics.dataset_platform import add_platform_rows
 from tests.oracle import platform as oracle
 
 ORDER_COLUMNS = BY_NAME["orders"].columns
+LAST_MONTH = (NOW.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+# Two whole months back to yesterday: monthly and daily rollup rows both answer.
+SPAN = ((NOW - timedelta(days=70)).date().replace(day=1), (NOW - timedelta(days=1)).date())
 SELECT_ORDERS = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE id = ANY(%s)"
 
 
@@ -42,7 +47,9 @@ class Env:
 def env(make_source: Any, make_store: Any) -> Iterator[Env]:
     """A fresh source and store per test, since these tests change both."""
     dsn = make_source("platform_rollup")
-    info = build_platform_source(dsn, seed=11, orders_per_merchant=150)
+    info = build_dataset(dsn, seed=11, scale=0.3)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        add_platform_rows(conn, info, random.Random(12))
     store = make_store("platform_rollup")
     report = backfill(store, dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -53,12 +60,12 @@ def _answers(env: Env) -> list[dict[str, Any]]:
     """Overview of this and last month, every merchant, and revenue periods, as JSON."""
     overview = [
         platform.platform_overview(env.store, PlatformOverviewArgs(month=m), env.now)
-        for m in (None, "2026-10")
+        for m in (None, LAST_MONTH)
     ]
     merchants = platform.platform_merchants(env.store, PlatformMerchantsArgs(limit=500), env.now)
     revenue = [
         platform.platform_revenue(env.store, PlatformRevenueArgs(breakdown=True, **p), env.now)
-        for p in ({"days": 45}, {"start": date(2026, 9, 1), "end": date(2026, 11, 2)})
+        for p in ({"days": 45}, {"start": SPAN[0], "end": SPAN[1]})
     ]
     answers = [r.model_dump(mode="json") for r in (*overview, merchants, *revenue)]
     answers[2].pop("next_cursor")
@@ -68,10 +75,10 @@ def _answers(env: Env) -> list[dict[str, Any]]:
 def _oracle(env: Env) -> list[dict[str, Any]]:
     return [
         oracle.platform_overview(env.pg, None, env.now),
-        oracle.platform_overview(env.pg, "2026-10", env.now),
+        oracle.platform_overview(env.pg, LAST_MONTH, env.now),
         oracle.platform_merchants(env.pg, "top", "gmv_30d", env.now),
         oracle.platform_revenue(env.pg, None, None, 45, True, env.now),
-        oracle.platform_revenue(env.pg, date(2026, 9, 1), date(2026, 11, 2), None, True, env.now),
+        oracle.platform_revenue(env.pg, *SPAN, None, True, env.now),
     ]
 
 

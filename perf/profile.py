@@ -1,0 +1,119 @@
+"""Where one tool's time goes: every store query timed, and a Python profile of the call.
+
+    python -m perf.profile --store DSN get_sales '{"merchant_id": "…", "days": 365}'
+        [--calls 20] [--cached] [--html perf/out/profile.html]
+
+Runs the tool through the in-memory MCP client (as perf.latency does), after
+one warm-up call, `--calls` times. Prints the store queries grouped by SQL
+with their count and total, median and maximum milliseconds, the share of the
+call spent outside the store, and, when pyinstrument is installed, its
+profile of the calls. chDB keeps no `system.query_log` (the embedded engine
+has no such table), so queries are timed around `Store.query` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from mcp.client import Client
+
+from optima_bi_mcp.cache.base import NullCache
+from optima_bi_mcp.cdc.notify import ChangeBus
+from optima_bi_mcp.identity.principal import Principal
+from optima_bi_mcp.logs import configure_logging
+from optima_bi_mcp.mcp.server import build_server, fixed_principal
+from optima_bi_mcp.settings import Settings
+from optima_bi_mcp.store import Store, open_store
+from perf.latency import make_cache
+from perf.stats import percentile
+
+
+def time_queries(store: Store) -> dict[str, list[float]]:
+    """Wrap this store's `query` so every call's milliseconds are kept by SQL."""
+    timings: dict[str, list[float]] = defaultdict(list)
+    original = store.query
+
+    def timed(sql: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        started = time.perf_counter()
+        try:
+            return original(sql, *args, **kwargs)
+        finally:
+            timings[" ".join(sql.split())].append((time.perf_counter() - started) * 1000)
+
+    store.query = timed  # type: ignore[method-assign]
+    return timings
+
+
+async def run(ns: argparse.Namespace) -> None:
+    store = open_store(ns.store)
+    settings = Settings(store=ns.store, redis_url=None)
+    bus = ChangeBus()
+    cache = await make_cache(settings, bus) if ns.cached else NullCache()
+    admin = fixed_principal(Principal.parse("admin"))
+    server = build_server(settings, store, principal_resolver=admin, cache=cache, bus=bus)
+    arguments = json.loads(ns.arguments)
+    async with Client(server, cache=None) as client:
+        await client.call_tool(ns.tool, arguments)
+        timings = time_queries(store)
+        profiler = _profiler()
+        started = time.perf_counter()
+        for _ in range(ns.calls):
+            await client.call_tool(ns.tool, arguments)
+        total_ms = (time.perf_counter() - started) * 1000
+        _stop(profiler, ns.html)
+    print_queries(timings, total_ms, ns.calls)
+    store.close()
+
+
+def print_queries(timings: dict[str, list[float]], total_ms: float, calls: int) -> None:
+    in_store = sum(sum(v) for v in timings.values())
+    print(f"{calls} calls, {total_ms / calls:.2f} ms per call, store {in_store / calls:.2f} ms")
+    for sql, samples in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
+        print(
+            f"  {len(samples):4d}× total {sum(samples):8.1f} ms"
+            f"  median {percentile(samples, 50):7.2f}  max {max(samples):7.2f}  {sql[:140]}"
+        )
+
+
+def _profiler() -> Any:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        return None
+    profiler = Profiler(async_mode="enabled")
+    profiler.start()
+    return profiler
+
+
+def _stop(profiler: Any, html: Path | None) -> None:
+    if profiler is None:
+        print("(pyinstrument is not installed: no Python profile)")
+        return
+    profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    if html is not None:
+        html.write_text(profiler.output_html())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m perf.profile", description=__doc__)
+    parser.add_argument("--store", required=True, help="store DSN (chdb:///path?database=…)")
+    parser.add_argument("tool")
+    parser.add_argument("arguments", nargs="?", default="{}", help="tool arguments as JSON")
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--cached", action="store_true", help="through the L1 cache")
+    parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML here")
+    configure_logging(level="WARNING")
+    asyncio.run(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
