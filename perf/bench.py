@@ -59,12 +59,13 @@ def pg_admin_dsn() -> str:
 def prepare(profile: dataset.Profile, ns: argparse.Namespace) -> dict[str, Any]:
     """The dataset on both sides and the plan of cases."""
     source = dataset.ensure_source(profile, pg_admin_dsn())
-    store = dataset.ensure_store(profile, source, ns.store)
+    store, filled = dataset.ensure_store(profile, source, ns.store)
     merchants = plan.pick_merchants(source)
     end = date.fromisoformat(dataset.plan_dates(source)["end"])
     return {
         "source": source,
         "store": store,
+        "filled": filled,
         "merchants": merchants,
         "end": end,
         "cases": plan.build_cases(merchants, end),
@@ -105,6 +106,7 @@ def dataset_facts(prepared: dict[str, Any]) -> dict[str, Any]:
         "total_orders": merchants.total_orders,
         "largest_share": merchants.largest_share,
         "end": prepared["end"].isoformat(),
+        "store_filled": prepared["filled"],
     }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=200.0, help="transactions per second")
     parser.add_argument("--seconds", type=float, default=60.0, help="steady phase length")
     parser.add_argument("--bulk-orders", type=int, default=20_000)
+    parser.add_argument("--writers", type=int, default=4, help="concurrent source connections")
     parser.add_argument("--seed", type=int, default=7)
     return parser
 
@@ -129,6 +131,7 @@ class Visibility:
         self.lock = threading.Lock()
         self.pending: dict[uuid.UUID, float] = {}
         self.latencies: list[float] = []
+        self.errors: list[str] = []
 
     def committed(self, order_id: uuid.UUID, at: float) -> None:
         with self.lock:
@@ -166,7 +169,9 @@ def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) 
     sink.start()
     _wait_caught_up(sink, source["dsn"])
 
-    steady = _steady(source, visibility, args.rate, args.seconds)
+    load_before = os.getloadavg()
+    steady = _steady(source, visibility, args.rate, args.seconds, args.writers)
+    steady["load_average_1m"] = [round(load_before[0], 1), round(os.getloadavg()[0], 1)]
     _wait_caught_up(sink, source["dsn"])
     histogram = _sink_histogram(sink)
     sink.stop()
@@ -194,31 +199,53 @@ def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) 
 
 
 def _steady(
-    source: dict[str, Any], visibility: Visibility, rate: float, seconds: float
+    source: dict[str, Any], visibility: Visibility, rate: float, seconds: float, writers: int
 ) -> dict[str, Any]:
-    import psycopg
-
-    workload = source["workload"]
+    """`rate` new-order transactions per second from `writers` connections, on a schedule."""
     total = int(rate * seconds)
-    pause = threading.Event()
-    with psycopg.connect(source["dsn"]) as conn:
-        started = time.monotonic()
-        for n in range(total):
-            delay = started + n / rate - time.monotonic()
-            if delay > 0:
-                pause.wait(delay)
-            order_id = workload.new_order(conn)
-            visibility.committed(order_id, time.time())
-        achieved = total / (time.monotonic() - started)
+    started = time.monotonic()
+    threads = [
+        threading.Thread(
+            target=_write_orders, args=(source, visibility, rate, started, range(k, total, writers))
+        )
+        for k in range(writers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if visibility.errors:
+        sys.exit(f"a writer failed: {visibility.errors[0]}")
+    achieved = total / (time.monotonic() - started)
     deadline = time.monotonic() + 60
+    pause = threading.Event()
     while visibility.pending and time.monotonic() < deadline:
         pause.wait(0.1)
     return {
         "target_rate": rate,
         "achieved_rate": round(achieved, 1),
+        "writers": writers,
         "transactions": total,
         "not_visible": len(visibility.pending),
     }
+
+
+def _write_orders(
+    source: dict[str, Any], visibility: Visibility, rate: float, started: float, slots: range
+) -> None:
+    import psycopg
+
+    pause = threading.Event()
+    try:
+        with psycopg.connect(source["dsn"]) as conn:
+            for n in slots:
+                delay = started + n / rate - time.monotonic()
+                if delay > 0:
+                    pause.wait(delay)
+                order_id = source["workload"].new_order(conn)
+                visibility.committed(order_id, time.time())
+    except Exception as exc:
+        visibility.errors.append(repr(exc))
 
 
 def _percentiles(latencies: list[float]) -> dict[str, Any]:
@@ -303,7 +330,8 @@ def _write(report: dict[str, Any]) -> None:
         f"(target {steady['target_rate']}/s); commit → visible in the store: "
         f"p50 {steady.get('p50_ms')} ms, p95 {steady.get('p95_ms')} ms, "
         f"p99 {steady.get('p99_ms')} ms, max {steady.get('max_ms')} ms "
-        f"({steady['measured']} measured, {steady['not_visible']} never visible).",
+        f"({steady['measured']} measured, {steady['not_visible']} never visible; "
+        f"machine load average {steady['load_average_1m']} before/after).",
         "",
         f"Bulk: {bulk['events']} events in {bulk['seconds']} s = "
         f"{bulk['events_per_second']} events/s (fresh consumer group, from offset 0).",

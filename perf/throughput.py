@@ -65,9 +65,13 @@ def mix_call(rng: random.Random, merchants: list[str]) -> tuple[str, dict[str, A
 
 @dataclass
 class LoadResult:
+    """What one level of concurrency did within its window of `seconds`."""
+
     sessions: int
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
+    in_window: int = 0  # calls answered before the deadline
+    unfinished: int = 0  # calls still unanswered when the run was stopped
     errors: dict[str, int] = field(default_factory=dict)
     layers: dict[str, int] = field(default_factory=dict)
     client_cpu_s: float = 0.0
@@ -75,16 +79,16 @@ class LoadResult:
     connect_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        calls = len(self.latencies_ms)
         return {
             "sessions": self.sessions,
             "seconds": self.seconds,
-            "calls": calls,
-            "calls_per_s": calls / self.seconds if self.seconds else 0.0,
+            "calls": self.in_window,
+            "calls_per_s": self.in_window / self.seconds if self.seconds else 0.0,
             "p50_ms": percentile(self.latencies_ms, 50),
             "p99_ms": percentile(self.latencies_ms, 99),
             "errors": sum(self.errors.values()),
             "error_kinds": self.errors,
+            "unfinished": self.unfinished,
             "cache_layers": self.layers,
             "client_cpu_s": self.client_cpu_s,
             "server_cpu_s": self.server_cpu_s,
@@ -152,29 +156,35 @@ def own_cpu_seconds() -> float:
 async def run_load(
     url: str, server_pid: int, sessions: int, seconds: float, merchants: list[str], seed: int
 ) -> LoadResult:
-    """`sessions` MCP sessions calling the mix for `seconds`, all starting together."""
-    result = LoadResult(sessions=sessions, seconds=seconds)
-    all_connected, go = anyio.Event(), anyio.Event()
-    window: dict[str, float] = {}
-    connected = 0
+    """`sessions` MCP sessions calling the mix for `seconds`, all starting together.
 
-    def arrived() -> None:
-        nonlocal connected
-        connected += 1
-        if connected == sessions:
-            all_connected.set()
+    Calls in flight at the deadline get `seconds / 2` more to finish (their
+    latency counts, not their throughput); whatever is still unanswered then is
+    cancelled and reported as unfinished.
+    """
+    result = LoadResult(sessions=sessions, seconds=seconds)
+    all_connected, go, all_done = anyio.Event(), anyio.Event(), anyio.Event()
+    window: dict[str, float] = {"inflight": 0}
+    counts = {"connected": 0, "done": 0}
+
+    def tally(key: str, event: anyio.Event) -> None:
+        counts[key] += 1
+        if counts[key] == sessions:
+            event.set()
 
     async def session(index: int) -> None:
         rng = random.Random(seed * 100_003 + index)
         try:
-            async with Client(url, cache=None, read_timeout_seconds=60) as client:
-                arrived()
+            async with Client(url, cache=None, read_timeout_seconds=120) as client:
+                tally("connected", all_connected)
                 await go.wait()
                 await _loop(client, rng, merchants, window, result)
         except Exception as exc:  # a failed session is an error of the run, not a crash
-            _count(result.errors, f"session: {type(exc).__name__}")
+            _count(result.errors, f"session: {_describe(exc)}")
             if not all_connected.is_set():
-                arrived()
+                tally("connected", all_connected)
+        finally:
+            tally("done", all_done)
 
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -183,18 +193,24 @@ async def run_load(
         await all_connected.wait()
         result.connect_s = time.perf_counter() - started
         cpu_client, cpu_server = own_cpu_seconds(), cpu_seconds(server_pid)
-        window["start"] = time.monotonic()
-        window["deadline"] = window["start"] + seconds
+        window["deadline"] = time.monotonic() + seconds
         go.set()
-    # Calls in flight at the deadline finish and count: the window ends with the last one.
-    result.seconds = window.get("last", window["deadline"]) - window["start"]
-    result.client_cpu_s = own_cpu_seconds() - cpu_client
-    result.server_cpu_s = cpu_seconds(server_pid) - cpu_server
+        with anyio.move_on_after(seconds * 1.5):
+            await all_done.wait()
+        result.unfinished = int(window["inflight"])
+        result.client_cpu_s = own_cpu_seconds() - cpu_client
+        result.server_cpu_s = cpu_seconds(server_pid) - cpu_server
+        tg.cancel_scope.cancel()
     return result
 
 
 def _count(counter: dict[str, int], key: str) -> None:
     counter[key] = counter.get(key, 0) + 1
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:60]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _loop(
@@ -207,13 +223,17 @@ async def _loop(
     while time.monotonic() < window["deadline"]:
         tool, arguments = mix_call(rng, merchants)
         started = time.perf_counter()
+        window["inflight"] += 1
         try:
             answer = await client.call_tool(tool, arguments)
         except Exception as exc:
-            _count(out.errors, f"{tool}: {type(exc).__name__}")
+            _count(out.errors, f"{tool}: {_describe(exc)}")
             continue
+        finally:
+            window["inflight"] -= 1
         out.latencies_ms.append((time.perf_counter() - started) * 1000)
-        window["last"] = max(window.get("last", 0.0), time.monotonic())
+        if time.monotonic() <= window["deadline"]:
+            out.in_window += 1
         if answer.is_error:
             _count(out.errors, f"{tool}: error result")
         _count(out.layers, str((answer.meta or {}).get("cache", "?")))

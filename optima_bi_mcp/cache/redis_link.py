@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -56,8 +57,12 @@ class RedisLink:
     ) -> None:
         # No retries inside redis-py: its default retries with backoff would
         # turn a dead Redis into seconds of latency on every tool call.
+        # Named, so that an operator (or a test) can tell this instance's
+        # connections apart in CLIENT LIST.
+        self.client_name = f"optima-bi-cache-{secrets.token_hex(4)}"
         self.client = redis.Redis.from_url(
             url,
+            client_name=self.client_name,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
@@ -119,7 +124,7 @@ class RedisLink:
         if not self.up or self._closed:
             return
         self.up = False
-        log.warning("redis unavailable, serving from L1 and the store", error=type(exc).__name__)
+        log.warning("redis unavailable, serving from L1 and the store error={}", type(exc).__name__)
         if self._listener is not None and self._listener is not asyncio.current_task():
             self._listener.cancel()
         self._schedule_reconnect()
@@ -135,7 +140,7 @@ class RedisLink:
             # Jitter, so that many instances do not probe in lockstep.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             if await self._connect():
-                log.info("redis reconnected", namespace=self.namespace)
+                log.info("redis reconnected namespace={}", self.namespace)
                 return
             delay = min(delay * 2, cap)
 
@@ -160,7 +165,7 @@ class RedisLink:
         self._on_up()
         self.up = True
         self._listener = asyncio.create_task(self._listen(pubsub))
-        log.info("redis connected", namespace=self.namespace)
+        log.debug("redis connected namespace={}", self.namespace)
         return True
 
     async def _listen(self, pubsub: PubSub) -> None:

@@ -19,7 +19,18 @@ the L1 key holds both, the L2 key only the shared one. So this instance's own
 answers change at once, without a round trip; and until the shared bump is
 recorded in Redis (the bump is "owed", e.g. while Redis is down), L2 is not
 used for that scope, since L2 answers under the current shared version may
-predate the change. Owed bumps are recorded when Redis answers again.
+predate the change. Owed bumps are recorded when Redis answers again; an
+answer that finds its scope's bump being recorded waits for that one round
+trip (at most FLUSH_WAIT_S), so it can use L2 under the new version.
+On every reconnection the shared versions are forgotten and read again after
+the subscription is live, which retires any answer older than a bump missed
+meanwhile (keys hold the versions); a restarted Redis has a new run id, which
+is part of every key, so nothing from before a restart is ever read.
+
+XXX: a version counter that Redis evicted would restart at 1 and could make an
+answer of the same number reachable again; `infra/redis/up` therefore evicts
+only keys with a TTL (`volatile-lru`), and a production Redis must do the same.
+Pinned by tests/cache/test_l2.py::test_version_counter_lives_in_redis.
 
 Freshness, exactly. Let I be `invalidation_interval_ms` (500 ms by default).
 - A change notice for a scope with no bump in the last I is applied before
@@ -28,9 +39,13 @@ Freshness, exactly. Let I be `invalidation_interval_ms` (500 ms by default).
   answer begun after that reflects it on this instance.
 - A notice within I of the scope's previous bump is applied at the end of that
   interval (trailing edge): answers may lag it by at most I. I = 0 applies
-  every notice at once.
+  every notice at once. (This bounded lag is the price of bumping a busy
+  scope at most twice per interval; pinned by tests/cache/test_coalesce.py::
+  test_burst_within_interval_folds_into_one_trailing_bump.)
 - Other instances apply a bump when its pub/sub message reaches them
-  (normally a millisecond after the bump).
+  (normally a millisecond after the bump). A process running the sink apart
+  from the servers must hold a cache attached to the sink's bus, or no bump
+  reaches Redis.
 - While Redis is unreachable, an instance still applies the notices of its
   own bus; see the XXX note in `get_or_compute` for the rest.
 """
@@ -192,7 +207,8 @@ class TieredCache(ToolCache):
 
         XXX: while Redis is unreachable, changes applied by another process
         (a sink elsewhere) cannot reach this one, so its L1 may serve answers
-        up to `l1_ttl_s` old; L1 is dropped when Redis answers again. Pinned by
+        up to `l1_ttl_s` old; versions are read again when Redis answers, which
+        retires them. Pinned by
         tests/cache/test_redis_outage.py::test_outage_serves_l1_without_error.
         """
         self._drain()
@@ -278,7 +294,7 @@ class TieredCache(ToolCache):
                 self._owed_seq += 1
                 self._owed[scope] = self._owed_seq
         self.metrics.invalidated(len(scopes))
-        log.debug("data versions bumped", scopes=len(scopes))
+        log.debug("data versions bumped scopes={}", len(scopes))
         if self._link is not None:
             self._flush_soon()
         self._notify()
@@ -317,10 +333,12 @@ class TieredCache(ToolCache):
         self._notify()
 
     def _on_redis_up(self) -> None:
-        # Bumps published while we were away were missed: forget every shared
-        # version and every L1 answer, and record the bumps we owe.
+        # Bumps announced while we were away were missed: forget every shared
+        # version, so that each is read again after the subscription is live.
+        # L1 may stay: its keys hold the versions, so an answer older than a
+        # missed bump is no longer reachable. (A restarted Redis has a new run
+        # id, hence new keys altogether.) Then record the bumps we owe.
         self._shared.clear()
-        self._l1.clear()
         self._loop.call_soon(self._flush_soon)
         self._notify()
 
@@ -470,7 +488,7 @@ class TieredCache(ToolCache):
                 return str(value.decode())
             if not held:
                 return None
-        log.info("cache lock holder too slow, computing here", wait_s=self._lock_wait_s)
+        log.info("cache lock holder too slow, computing here wait_s={}", self._lock_wait_s)
         return None
 
     async def _l2_put(self, key: str, text: str, token: str) -> None:
@@ -537,5 +555,5 @@ async def create_cache(
     await cache.start()
     if bus is not None:
         cache.attach(bus)
-    log.info("cache ready", layers="L1+L2" if settings.redis_url else "L1")
+    log.info("cache ready layers={}", "L1+L2" if settings.redis_url else "L1")
     return cache

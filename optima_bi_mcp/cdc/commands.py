@@ -9,6 +9,7 @@ from types import FrameType
 from loguru import logger
 from prometheus_client import start_http_server
 
+from optima_bi_mcp.errors import OptimaError
 from optima_bi_mcp.settings import Settings
 
 log = logger.bind(module=__name__)
@@ -41,6 +42,9 @@ def run_sink(args: argparse.Namespace) -> int:
         log.info("sink metrics at http://127.0.0.1:{}/metrics", port)
     try:
         sink.run()
+    except OptimaError as exc:
+        log.error("sink failed: {}", exc.message)
+        return 2
     finally:
         store.close()
     return 0

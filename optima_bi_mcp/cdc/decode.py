@@ -95,7 +95,8 @@ def decode_event(topic: str, prefix: str, value: bytes) -> ChangeEvent:
     source = payload.get("source")
     if not isinstance(source, dict):
         raise ChangeEventError("event has no source block")
-    lsn, ts_ms = source.get("lsn"), source.get("ts_ms")
+    lsn: Any = source.get("lsn")
+    ts_ms: Any = source.get("ts_ms")
     if not _is_int(lsn) or not _is_int(ts_ms):
         raise ChangeEventError("source.lsn and source.ts_ms must be integers")
 
@@ -191,7 +192,7 @@ def decode_column(column: str, value: Any, schema: dict[str, Any] | None = None)
         if column in _UUID:
             return UUID(_expect(value, str, column))
         if column in _DECIMAL:
-            return decode_decimal(value, schema)
+            return _money(decode_decimal(value, schema))
         if column in _TIMESTAMP:
             return decode_timestamp(value, schema)
         if column in _INTEGER:
@@ -216,6 +217,17 @@ def decode_decimal(value: Any, schema: dict[str, Any]) -> Decimal:
             raise ValueError(f"{value!r} is not a finite number")
         return decoded
     raise ValueError(f"{type(value).__name__} is not an exact decimal encoding")
+
+
+def _money(value: Decimal) -> Decimal:
+    """A numeric(12,2) value, or an error: one the store cannot hold would stall every batch."""
+    if value != value.quantize(_CENT) or abs(value) >= _MONEY_LIMIT:
+        raise ValueError(f"{value} does not fit numeric(12,2)")
+    return value
+
+
+_CENT = Decimal("0.01")
+_MONEY_LIMIT = Decimal(10) ** 10
 
 
 def _unscaled(raw: bytes, scale: int) -> Decimal:

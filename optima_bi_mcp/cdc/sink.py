@@ -101,6 +101,7 @@ class Sink:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._status["running"] = True
         self._thread = threading.Thread(target=self._run_logged, name="cdc-sink", daemon=True)
         self._thread.start()
 
@@ -117,7 +118,6 @@ class Sink:
     def status(self) -> dict[str, Any]:
         """A snapshot of the sink's state for `bi://status` and logs."""
         snapshot = dict(self._status)
-        snapshot["running"] = self._thread is not None and self._thread.is_alive()
         snapshot["applied_lsn"] = dict(self._status["applied_lsn"])
         snapshot["lag"] = dict(self._status["lag"])
         return snapshot
@@ -127,6 +127,7 @@ class Sink:
             self.run()
         except Exception as exc:
             self._status["last_error"] = str(exc)
+            self._status["running"] = False
             log.exception("sink stopped by an error")
 
     # -- the loop ------------------------------------------------------------
@@ -245,6 +246,10 @@ class Sink:
             write_positions(self.store, self.settings.kafka_group, positions)
         self._commit(consumer, decoded.offsets)
 
+        # XXX: freshness is the commit time of the newest change applied, so an idle
+        # source looks stale although the sink is caught up; consuming Debezium's
+        # heartbeat topic could advance it. test_freshness_is_persisted_in_the_store
+        # pins today's meaning.
         if applied.events:
             self.bus.publish(
                 ChangeNotice(

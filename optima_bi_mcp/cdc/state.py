@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from optima_bi_mcp.store.client import Store
 
@@ -65,3 +66,21 @@ def read_freshness(store: Store) -> datetime | None:
         return None
     stamp = rows[0][0]
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def store_status(store: Store) -> dict[str, Any]:
+    """Freshness and positions as recorded in the store, for `bi://status` without a sink."""
+    freshness = read_freshness(store)
+    return {
+        "freshness": freshness.isoformat() if freshness else None,
+        "positions": [
+            {
+                "topic": p.topic,
+                "partition": p.partition,
+                "next_offset": p.next_offset,
+                "lsn": p.lsn,
+                "source_ts": p.source_ts.isoformat(),
+            }
+            for p in read_positions(store)
+        ],
+    }

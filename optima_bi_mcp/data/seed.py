@@ -90,6 +90,11 @@ def seed_postgres(
             "or pass --if-empty to leave it as it is",
             argument="target",
         )
+    if not store_is_empty(scratch):
+        raise InvalidArgumentError(
+            f"the scratch database {scratch.location.describe()} must be empty",
+            argument="store",
+        )
     started = time.perf_counter()
     _generate(scratch, plan_dataset(spec), progress)
     rows = load_postgres(scratch, dsn, progress=lambda table: _step(progress, f"copy {table}"))

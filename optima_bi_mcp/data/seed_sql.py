@@ -15,11 +15,12 @@ hash and the item's position, so `orders.amount_total` (Σ of its items) and
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from optima_bi_mcp.data.synth import DAYS, DatasetPlan
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SEED_VERSION = 1  # `_version` of seeded rows; any change event or backfill wins over it
 
 _FIRST_NAMES = [
@@ -212,7 +213,8 @@ def plan_parameters(plan: DatasetPlan) -> dict[str, Any]:
 
 
 def _micros(at: datetime) -> int:
-    return int(at.timestamp()) * 1_000_000 + at.microsecond
+    """Microseconds since the epoch, exactly (no float on the way)."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
 
 
 # --- expressions shared by several statements --------------------------------

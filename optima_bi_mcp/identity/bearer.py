@@ -10,6 +10,12 @@ The MCP SDK does the HTTP side: `BearerTokenVerifier` is its `TokenVerifier`,
 `auth_settings()` its `AuthSettings`, which make it serve RFC 9728 protected
 resource metadata and answer 401 with
 `WWW-Authenticate: Bearer error="invalid_token", …, resource_metadata="…"`.
+
+XXX: a request with no token at all also gets `error="invalid_token"`,
+because the SDK's RequireAuthMiddleware adds it to every 401; RFC 6750 §3.1
+says a server SHOULD NOT send an error code when no credentials were sent.
+Clients follow `resource_metadata` either way. Pinned by
+tests/identity/test_http_bearer.py::test_no_token_gets_401_pointing_at_resource_metadata.
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ class DevTokenGenerator(JWTBearerTokenGenerator):
         return self.config.audience
 
     def get_jti(self, client: Any, grant_type: Any, user: Any, scope: Any) -> str:
-        jti = generate_token(16)
+        jti: str = generate_token(16)
         self.state.access_tokens[jti] = AccessRecord(jti, client.get_client_id())
         return jti
 
@@ -435,8 +435,10 @@ def create_app(config: DevIdpConfig, key: RSAKey | None = None) -> Starlette:
         return JSONResponse(public_jwks)
 
     async def device_authorization(request: Request) -> Response:
-        oauth_request = await _oauth_request(request)
-        return cast(Response, server.create_endpoint_response("device_authorization", oauth_request))
+        response = server.create_endpoint_response(
+            "device_authorization", await _oauth_request(request)
+        )
+        return cast(Response, response)
 
     async def token(request: Request) -> Response:
         return cast(Response, server.create_token_response(await _oauth_request(request)))

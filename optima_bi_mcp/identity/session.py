@@ -77,6 +77,8 @@ class DeviceSession:
         self._pending: Pending | None = None
         self._failure: str | None = None
         self._poll_scope: anyio.CancelScope | None = None
+        # Saved tokens not yet adopted (the issuer was unreachable at start).
+        self._saved: TokenSet | None = None
         self._refresh_lock = anyio.Lock()
         self.changed = anyio.Event()
 
@@ -86,6 +88,7 @@ class DeviceSession:
                 httpx.AsyncClient(timeout=HTTP_TIMEOUT_S)
             )
         self._tasks = await self._stack.enter_async_context(anyio.create_task_group())
+        self._saved = self.store.load()
         await self._restore()
         return self
 
@@ -127,6 +130,8 @@ class DeviceSession:
         """
         if self._pending is not None:
             raise UnauthenticatedError(self._pending_message(), **self._pending_details())
+        if self._tokens is None and self._saved is not None:
+            await self._restore()
         if self._tokens is None or self._principal is None:
             raise UnauthenticatedError(self._logged_out_message(), environment=self.environment)
         await self._refresh_if_due()
@@ -154,7 +159,8 @@ class DeviceSession:
 
     async def logout(self) -> bool:
         """Forget the tokens here and on disk; True if the issuer revoked them (RFC 7009)."""
-        tokens, self._tokens, self._principal = self._tokens, None, None
+        tokens = self._tokens or self._saved
+        self._tokens, self._principal, self._saved = None, None, None
         if self._poll_scope is not None:
             self._poll_scope.cancel()
         self._pending = None
@@ -162,7 +168,12 @@ class DeviceSession:
         self._notify()
         if tokens is None:
             return False
-        revoked = await revoke_tokens(self._client, await self._issuer(), self.config, tokens)
+        try:
+            revoked = await revoke_tokens(self._client, await self._issuer(), self.config, tokens)
+        except IdentityError as exc:
+            # Logged out here all the same; the issuer keeps the tokens until they expire.
+            log.warning("revocation failed environment={} reason={}", self.environment, exc)
+            revoked = False
         log.info("logged out environment={} revoked={}", self.environment, revoked)
         return revoked
 
@@ -183,15 +194,26 @@ class DeviceSession:
         return self._metadata
 
     async def _restore(self) -> None:
-        tokens = self.store.load()
+        """Adopt the saved login; an unreachable issuer keeps it for the next call."""
+        tokens = self._saved
         if tokens is None or tokens.issuer != self.config.issuer:
+            self._saved = None
             return
         try:
+            if tokens.expires_within(REFRESH_MARGIN_S) and tokens.refresh_token:
+                # An expired access token would fail validation: refresh it first.
+                metadata = await self._issuer()
+                tokens = await refresh_tokens(self._client, metadata, self.config, tokens)
             await self._adopt(tokens)
-            await self._refresh_if_due()
-        except IdentityError as exc:
+        except UnauthenticatedError as exc:
+            if _unreachable(exc):
+                # A network outage must not log the person out: keep the saved login.
+                log.warning("issuer unreachable; saved login kept environment={}", self.environment)
+                self._failure = "cannot reach the issuer to check the saved login; try again"
+                return
             log.info("saved login not usable environment={} reason={}", self.environment, exc)
             self._forget(exc.message)
+        self._saved = None
 
     async def _poll(self, authorization: DeviceAuthorization) -> None:
         with anyio.CancelScope() as self._poll_scope:
@@ -233,6 +255,11 @@ class DeviceSession:
                 fresh = await refresh_tokens(self._client, metadata, self.config, tokens)
                 await self._adopt(fresh)
             except IdentityError as exc:
+                if _unreachable(exc):
+                    raise IdentityError(
+                        "cannot reach the issuer to refresh the login; try again",
+                        environment=self.environment,
+                    ) from exc
                 self._forget(exc.message)
                 self._notify()
                 raise UnauthenticatedError(
@@ -269,3 +296,13 @@ class DeviceSession:
     def _logged_out_message(self) -> str:
         why = f" ({self._failure})" if self._failure else ""
         return f"not logged in{why}: call the login tool, or run `optima-bi login`"
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` was caused by the network rather than by the issuer's answer."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx.HTTPError):
+            return True
+        cause = cause.__cause__
+    return False

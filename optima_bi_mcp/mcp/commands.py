@@ -19,12 +19,13 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from loguru import logger
 from mcp import Client
-from mcp.server.mcpserver import MCPServer
 
 from optima_bi_mcp.errors import InvalidArgumentError, OptimaError, StoreError
 from optima_bi_mcp.identity.principal import Principal
@@ -91,8 +92,6 @@ def run_serve(ns: argparse.Namespace) -> int:
         resolver = principal_resolver(
             settings, ns.principal, http_host=ns.host if ns.http else None
         )
-        if ns.sink:
-            raise InvalidArgumentError("--sink is not available in this build yet", argument="sink")
         store = open_settings_store(settings)
     except StoreError as exc:
         url = None if ns.http else serving_url(settings)
@@ -104,16 +103,57 @@ def run_serve(ns: argparse.Namespace) -> int:
         print(f"optima-bi serve: {exc.message}", file=sys.stderr)
         return 2
     route_stdlib_logging()
-    server = build_server(settings, store, principal_resolver=resolver)
     try:
         if ns.http:
-            anyio.run(_serve_http, server, store, ns.host, ns.port)
+            anyio.run(_serve_http, settings, store, resolver, ns.host, ns.port, ns.sink)
         else:
-            log.info("serving MCP over stdio store={}", store.location.describe())
-            anyio.run(server.run_stdio_async)
+            anyio.run(_serve_stdio, settings, store, resolver, ns.sink)
+    except OptimaError as exc:
+        print(f"optima-bi serve: {exc.message}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     return 0
+
+
+@asynccontextmanager
+async def runtime(settings: Settings, store: Store, sink: bool) -> AsyncIterator[dict[str, Any]]:
+    """The cache (L1, plus L2 with Redis) and change bus of a serving process.
+
+    With `sink`, the CDC sink runs in this process, in a thread of its own, and
+    its change notices reach the cache and the answers' freshness.
+    """
+    from optima_bi_mcp.cache.tiered import create_cache
+    from optima_bi_mcp.cdc.notify import ChangeBus
+
+    bus = ChangeBus()
+    cache = await create_cache(settings, bus)
+    running = None
+    try:
+        if sink:
+            from optima_bi_mcp.cdc.sink import Sink
+
+            running = Sink(settings, store, bus)
+            running.start()
+        yield {"cache": cache, "bus": bus}
+    finally:
+        if running is not None:
+            await anyio.to_thread.run_sync(running.stop)
+        await cache.aclose()
+
+
+async def _serve_stdio(
+    settings: Settings, store: Store, local: PrincipalResolver, sink: bool
+) -> None:
+    from optima_bi_mcp.identity.wiring import stdio_identity
+
+    # With an issuer, identity supplies the resolver (a device-flow session) and
+    # the login/logout tools; without one, the local `--as` resolver stays.
+    async with stdio_identity(settings) as identity, runtime(settings, store, sink) as shared:
+        arguments = {"principal_resolver": local, **identity, **shared}
+        server = build_server(settings, store, **arguments)
+        log.info("serving MCP over stdio store={}", store.location.describe())
+        await server.run_stdio_async()
 
 
 def _serve_proxy(url: str, principal: str | None) -> int:
@@ -130,11 +170,19 @@ def _serve_proxy(url: str, principal: str | None) -> int:
     return 0
 
 
-async def _serve_http(server: MCPServer, store: Store, host: str, port: int) -> None:
-    from optima_bi_mcp.mcp.http import bind, serve_http
+async def _serve_http(
+    settings: Settings, store: Store, local: PrincipalResolver, host: str, port: int, sink: bool
+) -> None:
+    from optima_bi_mcp.identity.wiring import http_identity
+    from optima_bi_mcp.mcp.http import bind, serve_http, url_of
 
     sock = bind(host, port)
-    await serve_http(server, sock, on_ready=lambda url: claim_owner(store.location, url))
+    # With an issuer, identity supplies bearer-token validation and its resolver.
+    identity_for = http_identity(settings, url_of(sock))
+    async with identity_for as identity, runtime(settings, store, sink) as shared:
+        arguments = {"principal_resolver": local, **identity, **shared}
+        server = build_server(settings, store, **arguments)
+        await serve_http(server, sock, on_ready=lambda url: claim_owner(store.location, url))
 
 
 def run_call(ns: argparse.Namespace) -> int:

@@ -54,6 +54,9 @@ def http_app(server: MCPServer, host: str) -> Starlette:
     @server.custom_route("/metrics", methods=["GET"])
     async def metrics(request: Request) -> Response:
         body = generate_latest(services.metrics.registry)
+        cache_metrics = getattr(services.cache, "metrics", None)
+        if cache_metrics is not None:
+            body += generate_latest(cache_metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return server.streamable_http_app(host=host)

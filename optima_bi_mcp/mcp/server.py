@@ -108,7 +108,6 @@ SELECT max(t) FROM (
     UNION ALL SELECT max(updated_at) FROM merchants
     UNION ALL SELECT max(updated_at) FROM subscriptions
     UNION ALL SELECT max(updated_at) FROM transfers
-    UNION ALL SELECT max(created_at) FROM order_items
 )
 """
 

@@ -78,6 +78,8 @@ class MerchantMrr:
 
 @dataclass
 class Movements:
+    """The MRR movements of a month summed over merchants, in annual cents."""
+
     new: int = 0
     reactivation: int = 0
     expansion: int = 0
@@ -100,7 +102,7 @@ class Movements:
             self.churned_merchants += 1
         elif m.at_end > m.at_start:
             self.expansion += m.at_end - m.at_start
-        else:
+        elif m.at_end < m.at_start:
             self.contraction += m.at_start - m.at_end
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import Any
 from uuid import UUID
 
 from optima_bi_mcp.store.client import Store
@@ -67,8 +68,9 @@ def next_version() -> int:
 def refresh_merchant_daily(store: Store, keys: Iterable[tuple[UUID, date]]) -> int:
     """Recompute the rollup rows of the given (merchant_id, day) keys; returns rows written.
 
-    The `merchant_monthly` rows of the months holding those days are recomputed
-    after the daily rows, from them (their count is not included in the result).
+    The `merchant_day_orders` rows of the same keys are written with them, and
+    the `merchant_monthly` rows of the months holding those days are recomputed
+    afterwards from the daily rows (neither is included in the count).
     """
     wanted = {(UUID(str(m)), d) for m, d in keys}
     if not wanted:
@@ -86,7 +88,8 @@ def refresh_merchant_daily(store: Store, keys: Iterable[tuple[UUID, date]]) -> i
     )
     version = next_version()
     computed = {(UUID(str(r[1])), r[0]): r for r in rows}
-    out, lists = [], []
+    out: list[tuple[Any, ...]] = []
+    lists: list[tuple[Any, ...]] = []
     for merchant_id, day in sorted(wanted, key=lambda k: (k[1], str(k[0]))):
         row = computed.get((merchant_id, day))
         if row is None:
@@ -127,19 +130,13 @@ def _refresh_merchant_monthly(store: Store, wanted: set[tuple[UUID, date]]) -> N
 
 
 def rebuild_merchant_daily(store: Store) -> None:
-    """Recompute every order rollup from the latest state (after a backfill or seed)."""
-    store.command("TRUNCATE TABLE merchant_daily")
-    store.command(
-        f"""
-        INSERT INTO merchant_daily
-        SELECT toDate(created_at) AS day, merchant_id, count(), sum(amount_total),
-               sum(platform_fee), min(created_at), max(created_at), {next_version()}
-        FROM orders FINAL
-        WHERE {COUNTED_SQL}
-        GROUP BY day, merchant_id
-        """
-    )
-    store.command("TRUNCATE TABLE merchant_day_orders")
+    """Recompute every order rollup from the latest state (after a backfill or seed).
+
+    `orders FINAL` is scanned once, into `merchant_day_orders`; the daily rows
+    are summed from those lists and the monthly rows from the daily rows.
+    """
+    for table in ("merchant_day_orders", "merchant_daily", "merchant_monthly"):
+        store.command(f"TRUNCATE TABLE {table}")
     store.command(
         f"""
         INSERT INTO merchant_day_orders
@@ -150,7 +147,15 @@ def rebuild_merchant_daily(store: Store) -> None:
         GROUP BY day, merchant_id
         """
     )
-    store.command("TRUNCATE TABLE merchant_monthly")
+    store.command(
+        f"""
+        INSERT INTO merchant_daily
+        SELECT day, merchant_id, length(orders), arraySum(o -> o.2, orders),
+               arraySum(o -> o.3, orders), arrayMin(o -> o.1, orders),
+               arrayMax(o -> o.1, orders), {next_version()}
+        FROM merchant_day_orders FINAL
+        """
+    )
     store.command(
         f"""
         INSERT INTO merchant_monthly

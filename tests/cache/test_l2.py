@@ -69,14 +69,16 @@ async def test_change_on_one_instance_refreshes_both(
 
 
 async def test_version_counter_lives_in_redis(make_cache: MakeCache, redis_url: str) -> None:
-    """A bump is an INCR of the scope's counter in Redis."""
+    """A bump is an INCR of the scope's counter in Redis, a key without a TTL."""
     cache, bus = await make_cache(redis_url=redis_url), ChangeBus()
     cache.attach(bus)
     bus.publish(ChangeNotice(platform=True))
     await cache.wait_until(lambda: cache.stats()["owed_bumps"] == 0, timeout=10)
     client = redis.Redis.from_url(redis_url)
     try:
-        assert await client.get(f"{cache._link.namespace}:v:platform") == b"1"
+        key = f"{cache._link.namespace}:v:platform"
+        assert await client.get(key) == b"1"
+        assert await client.ttl(key) == -1  # never expires, so never evicted (volatile-lru)
     finally:
         await client.aclose()
 

@@ -60,10 +60,10 @@ async def test_l2_used_again_after_restart(
     assert await ask(two, computation) == (2, "L2")
 
 
-async def test_reconnect_drops_l1(
+async def test_restart_retires_answers_cached_before(
     make_cache: MakeCache, outage_redis: str, computation: Computation
 ) -> None:
-    """Invalidations may have been missed while away: L1 is dropped on reconnect."""
+    """A restarted Redis (new run id, counters reset) never revives an earlier answer."""
     cache = await make_cache(redis_url=outage_redis)
     await ask(cache, computation)
     redis_script("down", PORT)
@@ -71,6 +71,33 @@ async def test_reconnect_drops_l1(
     redis_script("up", PORT)
     await cache.wait_until(lambda: cache.stats()["redis"] == "up", timeout=20)
     assert await ask(cache, computation) == (2, "none")
+
+
+async def test_bump_missed_while_cut_off_is_seen_after(
+    make_cache: MakeCache, outage_redis: str, computation: Computation
+) -> None:
+    """An instance whose connections were killed reads versions again when back."""
+    one, bus = await make_cache(redis_url=outage_redis), ChangeBus()
+    two = await make_cache(redis_url=outage_redis, backoff_min_s=1.0)
+    one.attach(bus)
+    await ask(two, computation)
+    await kill_connections(outage_redis, two._link.client_name)
+    await two.wait_until(lambda: two.stats()["redis"] == "down", timeout=20)
+    bus.publish(ChangeNotice(merchant_ids=frozenset({MERCHANT})))
+    await one.wait_until(lambda: one.stats()["owed_bumps"] == 0, timeout=20)
+    await two.wait_until(lambda: two.stats()["redis"] == "up", timeout=20)
+    assert await ask(two, computation) == (2, "none")
+
+
+async def kill_connections(url: str, name: str) -> None:
+    """CLIENT KILL every connection of one cache instance, as a network cut would."""
+    client = redis.Redis.from_url(url)
+    try:
+        for info in await client.client_list():
+            if info.get("name") == name:
+                await client.client_kill_filter(_id=info["id"])
+    finally:
+        await client.aclose()
 
 
 async def test_change_during_outage_is_applied_and_recorded_later(

@@ -72,9 +72,10 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="session")
 def make_cdc_source(
-    stack: Stack, make_source: Callable[[str], str]
+    stack: Stack, make_source: Callable[[str], str], pg_admin_dsn: str
 ) -> Iterator[Callable[..., CdcSource]]:
     """Seed a fresh source, prepare it for CDC and register a connector for it."""
+    _drop_stale_slots(pg_admin_dsn)
     made: list[CdcSource] = []
 
     def make(seed: int = 1, merchants: int = 12, orders_per_merchant: int = 40) -> CdcSource:
@@ -98,6 +99,15 @@ def make_cdc_source(
     yield make
     for source in made:
         _drop(source)
+
+
+def _drop_stale_slots(admin_dsn: str) -> None:
+    """Drop idle slots an interrupted earlier session left: they would pin WAL forever."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE NOT active AND slot_name LIKE 'cdc\\_%'"
+        )
 
 
 def _drop(source: CdcSource) -> None:

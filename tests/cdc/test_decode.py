@@ -50,6 +50,13 @@ def test_decimal_encodings(encoded: Any, schema: dict[str, Any], expected: Decim
     assert decode_column("price", encoded, schema) == expected
 
 
+@pytest.mark.parametrize("encoded", ["10000000000.00", "0.001"])
+def test_decimals_outside_numeric_12_2_are_refused(encoded: str) -> None:
+    """A value the store's Decimal(12, 2) cannot hold goes to the DLQ, not into a retry loop."""
+    with pytest.raises(ChangeEventError, match="numeric"):
+        decode_column("amount", encoded, {"type": "string"})
+
+
 def test_double_decimals_are_refused() -> None:
     """decimal.handling.mode=double is inexact, so a float is an error, not a guess."""
     with pytest.raises(ChangeEventError, match="price"):

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from optima_bi_mcp.cdc.notify import ChangeBus, ChangeNotice
 from optima_bi_mcp.cdc.sink import Sink
-from optima_bi_mcp.cdc.state import read_freshness
+from optima_bi_mcp.cdc.state import read_freshness, store_status
 from optima_bi_mcp.data.tables import TABLES
 from optima_bi_mcp.metrics import platform
 from optima_bi_mcp.metrics.customers import customer_summary
@@ -198,6 +198,12 @@ def test_freshness_is_persisted_in_the_store(streamed: Streamed) -> None:
     """The store's recorded freshness is the newest commit time the bus saw."""
     bus_freshness = max(n.freshness for n in streamed.notices if n.freshness)
     assert read_freshness(streamed.store) == bus_freshness
+
+
+def test_positions_are_recorded_per_topic(streamed: Streamed) -> None:
+    """The store records a position for each of the seven change topics."""
+    positions = store_status(streamed.store)["positions"]
+    assert sorted(p["topic"] for p in positions) == sorted(streamed.source.topics)
 
 
 def test_rewound_offsets_redeliver_everything_and_change_nothing(streamed: Streamed) -> None:

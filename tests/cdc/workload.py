@@ -127,18 +127,25 @@ class Workload:
                     each(n)
 
     def new_order(self, conn: psycopg.Connection[Any]) -> uuid.UUID:
-        """One committed new-order transaction (the perf script's unit of work)."""
+        """One committed order placed now (the perf script's unit of work)."""
         with conn.transaction():
-            return self._new_order(conn, self.rng.choice(self.merchants), "paid")
+            merchant = self.rng.choice(self.merchants)
+            return self._new_order(conn, merchant, "paid", datetime.now(UTC))
 
     def _new_order(
-        self, conn: psycopg.Connection[Any], merchant: uuid.UUID, status: str
+        self,
+        conn: psycopg.Connection[Any],
+        merchant: uuid.UUID,
+        status: str,
+        created: datetime | None = None,
     ) -> uuid.UUID:
         rng = self.rng
         self.orders += 1
         order = uuid.uuid4()
-        created = self.now - timedelta(days=rng.randint(0, 89), seconds=rng.randint(0, 86399))
-        items = rng.sample(self.products[merchant], rng.randint(1, 3))
+        if created is None:
+            created = self.now - timedelta(days=rng.randint(0, 89), seconds=rng.randint(0, 86399))
+        # Products in id order: concurrent writers then lock stock rows in one order.
+        items = sorted(rng.sample(self.products[merchant], rng.randint(1, 3)))
         quantities = [rng.randint(1, 4) for _ in items]
         total = sum(
             (price * q for (_, price), q in zip(items, quantities, strict=True)), Decimal("0.00")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 
 from optima_bi_mcp.errors import UnauthenticatedError
 from optima_bi_mcp.identity.oauth import DeviceAuthorization
 from optima_bi_mcp.identity.session import DeviceSession
+from optima_bi_mcp.identity.storage import TokenStore
 
-from .conftest import MERCHANT_A, DevIdp, session_for
+from .conftest import MERCHANT_A, DevIdp, session_for, stop_idp
 
 
 async def log_in(session: DeviceSession, idp: DevIdp, user: str, *, deny: bool = False) -> None:
@@ -154,3 +157,32 @@ async def _post(url: str, form: dict[str, str]) -> None:
 
     async with httpx.AsyncClient() as http:
         (await http.post(url, data=form)).raise_for_status()
+
+
+async def test_saved_login_with_expired_access_token_refreshes(short_idp, identity_config):
+    """A new session whose saved access token has expired starts logged in by refreshing."""
+    idp = short_idp
+    config = identity_config(idp)
+    async with session_for(config) as first:
+        await log_in(first, idp, "alice")
+        tokens = first.tokens
+    now = int(time.time())
+    expired = idp.sign(idp.claims(exp=now - 3600, iat=now - 7200, nbf=now - 7200))
+    stale = tokens.model_copy(update={"access_token": expired, "expires_at": now - 3600.0})
+    TokenStore(config.token_dir, config.environment, use_keyring=False).save(stale)
+    async with session_for(config) as second:
+        principal = await second.resolve()
+    assert principal.merchant_id == MERCHANT_A
+
+
+async def test_unreachable_issuer_keeps_the_saved_login(start_idp, identity_config):
+    """If the issuer cannot be reached at start, the saved login stays on disk."""
+    idp = start_idp(token_lifetime=5)
+    config = identity_config(idp)
+    async with session_for(config) as first:
+        await log_in(first, idp, "alice")
+    stop_idp(idp)
+    async with session_for(config) as second:
+        with pytest.raises(UnauthenticatedError, match="cannot reach the issuer"):
+            await second.resolve()
+    assert second.store.path.exists()

@@ -146,3 +146,12 @@ def test_call_as_another_principal_is_refused(http_server):
     )
     assert json.loads(out.stdout)["error"]["code"] == "FORBIDDEN"
     assert out.returncode == 1
+
+
+async def test_served_answers_are_cached(http_server):
+    """`serve` runs with the L1 cache: the same question again is answered from L1."""
+    arguments = {"days": 30, "merchant_id": A, "bucket": "week"}
+    async with Client(http_server[0]) as client:
+        await client.call_tool("get_sales", arguments)
+        again = await client.call_tool("get_sales", arguments)
+    assert (again.meta or {})["cache"] == "L1"

@@ -85,7 +85,11 @@ class PlatformRows:
 
 
 def add_platform_rows(conn: psycopg.Connection[Any], info: Any, rng: random.Random) -> None:
-    """Add the platform rows to the source behind `conn`, relative to `info.now`."""
+    """Add the platform rows to the source behind `conn`, relative to `info.now`.
+
+    `info.merchants` (the orders dataset's merchants) get random plan histories
+    and transfers; the new merchants are named `p-<role>` and `info` is left as is.
+    """
     rows = PlatformRows(rng, info.now)
     _segment_merchants(rows)
     _subscription_shapes(rows)
@@ -93,7 +97,6 @@ def add_platform_rows(conn: psycopg.Connection[Any], info: Any, rng: random.Rand
     _random_subscriptions(rows, existing)
     _random_transfers(rows, existing + list(rows.roles.values()))
     _write(conn, rows)
-    info.merchants.update({f"platform_{k}": v for k, v in rows.roles.items()})
 
 
 def _segment_merchants(w: PlatformRows) -> None:

@@ -27,6 +27,7 @@ def case(tool: str, kind: str, uncached: float, pg: float, size: str = "large") 
         "period": "365d",
         "uncached_ms": [uncached] * 5,
         "cached_ms": [0.5] * 5,
+        "server_ms": [uncached] * 5,
         "pg_ms": [pg] * 3,
     }
 
