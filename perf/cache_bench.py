@@ -227,6 +227,63 @@ async def replay(
     }
 
 
+def simulated_ideal(
+    merchants: list[str],
+    args: argparse.Namespace,
+    request_rate: float,
+    change_rate: float,
+    uniform_changes: bool = False,
+) -> float:
+    """The ideal hit ratio of the same mix at any request rate, in virtual time.
+
+    Replays `--seconds` (at least 60) of Poisson requests and sink batches of
+    changes against the invalidation rule of the cache (leading bump, then at
+    most one trailing bump per interval and scope); counts the requests that
+    repeat an earlier request's key at the same data version. Changes touch
+    merchants with the requests' Zipf weights, or uniformly.
+    """
+    mix = Mix(list(merchants), args.zipf, random.Random(args.seed))
+    interval, batch_s, horizon = 0.5, args.batch_ms / 1000, max(args.seconds, 60.0)
+    versions: dict[str, list[Any]] = {}  # scope -> [version, window_end, pending]
+
+    def advance(scope: str, now: float) -> list[Any]:
+        state = versions.setdefault(scope, [0, -1.0, False])
+        while state[2] and state[1] <= now:
+            state[0], state[1], state[2] = state[0] + 1, state[1] + interval, False
+        return state
+
+    def change(scope: str, now: float) -> None:
+        state = advance(scope, now)
+        if now >= state[1]:
+            state[0], state[1] = state[0] + 1, now + interval
+        else:
+            state[2] = True
+
+    seen: set[tuple[Any, ...]] = set()
+    hits = requests = 0
+    now, next_batch, changes = 0.0, batch_s, 0
+    while now < horizon:
+        now += mix.rng.expovariate(request_rate)
+        while next_batch <= now:
+            count = int(next_batch * change_rate) - changes
+            changes += max(count, 0)
+            drawn = (
+                mix.rng.choice(merchants) if uniform_changes else mix.merchant()
+                for _ in range(count)
+            )
+            for merchant in set(drawn):
+                change(f"merchant:{merchant}", next_batch)
+            if count > 0:
+                change("platform", next_batch)
+            next_batch += batch_s
+        tool, arguments = mix.request()
+        scope = f"merchant:{arguments['merchant_id']}" if "merchant_id" in arguments else "platform"
+        key = (tool, json.dumps(arguments, sort_keys=True), advance(scope, now)[0])
+        hits, requests = hits + (key in seen), requests + 1
+        seen.add(key)
+    return round(hits / requests, 4)
+
+
 def identity(cache: TieredCache, tool: str, args: dict[str, Any]) -> tuple[Any, ...]:
     """What an ideal cache (unbounded, no TTL) keys a request on, data version included."""
     scope = f"merchant:{args['merchant_id']}" if "merchant_id" in args else "platform"
@@ -323,6 +380,15 @@ def write_report(figures: dict[str, Any]) -> Path:
         "of calls that repeat an earlier call's key at the same data version, i.e. what an",
         "unbounded cache with no TTL could at best serve under the same stream.",
         "",
+        "Ideal hit ratio of the same mix at other request rates (virtual time, no server):",
+        "",
+        "| requests/s | 20 changes/s, Zipf merchants | 20 changes/s, uniform | no changes |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {rate} | {ratios['zipf']:.1%} | {ratios['uniform']:.1%} | {ratios['none']:.1%} |"
+            for rate, ratios in figures["simulated_ideal_hit_ratio"].items()
+        ),
+        "",
         f"Latency of one question ({lat['question']['tool']}, 7 days), 500 L1 hits and 50",
         "uncached calls, no change stream:",
         "",
@@ -372,6 +438,12 @@ async def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         cache, _ = await fresh_cache(redis_url)
         try:
             measured = await latency(store, mix, cache)
+            simulated = {
+                f"{r:g}/s": {
+                    f"{c:g} changes/s": simulated_ideal(merchants, args, r, c) for c in (20.0, 0.0)
+                }
+                for r in (5.0, 50.0, 200.0, 1000.0)
+            }
         finally:
             await cache.aclose()
     finally:
@@ -385,6 +457,7 @@ async def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "parameters": vars(args),
         "replays": replays,
         "latency": measured,
+        "simulated_ideal_hit_ratio": simulated,
     }
 
 

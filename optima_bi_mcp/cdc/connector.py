@@ -30,8 +30,13 @@ def connector_config(path: Path = CONNECTOR_JSON, **overrides: str) -> dict[str,
     return config
 
 
-def register(connect_url: str, name: str, config: dict[str, Any], timeout: float = 60) -> None:
-    """Create or update connector `name` and wait until it and its task run."""
+def register(connect_url: str, name: str, config: dict[str, Any], timeout: float = 300) -> None:
+    """Create or update connector `name` and wait until it and its task run.
+
+    A new connector creates its replication slot first, and PostgreSQL makes
+    that wait for every transaction open in the cluster at that moment (any
+    database), so a long bulk load elsewhere delays the start.
+    """
     url = f"{connect_url.rstrip('/')}/connectors/{name}"
     response = httpx.put(f"{url}/config", json=config, timeout=30)
     if response.status_code >= 300:
@@ -48,7 +53,10 @@ def register(connect_url: str, name: str, config: dict[str, Any], timeout: float
             log.info("connector running name={}", name)
             return
         time.sleep(0.2)
-    raise SinkError(f"connector {name} did not start within {timeout}s: {state}")
+    raise SinkError(
+        f"connector {name} did not start within {timeout}s (is a long transaction open in "
+        f"the source cluster? slot creation waits for it): {state}"
+    )
 
 
 def delete(connect_url: str, name: str) -> None:

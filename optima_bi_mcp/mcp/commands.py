@@ -4,6 +4,10 @@ Who a local process acts as comes from `--as` (a process flag, never something
 a request carries). With streamable HTTP it is accepted only on a loopback
 address, since anyone who can reach the port acts as that principal. Without
 `--as` and without identity configured, every tool call answers UNAUTHENTICATED.
+With `OPTIMA_BI_ISSUER` set, `identity.wiring` supplies the principal instead:
+a device-flow session for stdio, bearer tokens for HTTP. A serving process has
+the tiered cache (`cache.tiered.create_cache`) and, with `--sink`, runs the CDC
+sink in a thread whose change notices reach the cache and `_meta.freshness`.
 
 `call` runs one tool through the real server with an in-memory MCP client. If
 another process holds the embedded store and serves it over HTTP (its URL is
@@ -58,9 +62,8 @@ def principal_resolver(
     Raises InvalidArgumentError when `--as` is not allowed here.
     """
     if flag is None:
-        # XXX: identity (device-flow sessions, bearer tokens) is not wired yet, so a
-        # process without --as refuses every call; pinned by
-        # tests/mcp/test_errors.py::test_no_principal_is_unauthenticated.
+        # Without an issuer nobody can be identified, so every call is refused;
+        # with one, `identity.wiring` replaces this resolver when serving.
         return no_principal(NO_PRINCIPAL)
     if settings.issuer:
         raise InvalidArgumentError(

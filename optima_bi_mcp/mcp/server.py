@@ -12,7 +12,6 @@ device-flow sessions, and for HTTP bearer tokens through the SDK's auth hooks
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,8 @@ from optima_bi_mcp.identity.principal import Principal
 from optima_bi_mcp.mcp import boundary
 from optima_bi_mcp.mcp.render import render
 from optima_bi_mcp.mcp.tools import TOOLS, ToolSpec, sdk_tool
+from optima_bi_mcp.metrics import merchant as merchant_metrics
+from optima_bi_mcp.metrics import platform as platform_metrics
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store
 
@@ -264,28 +265,21 @@ class ToolRunner:
         store = self.services.store
 
         def run() -> dict[str, Any]:
-            metrics = importlib.import_module("optima_bi_mcp.metrics.merchant")
-            metrics.merchant_info(store, merchant_id)
-            result = getattr(metrics, spec.name)(store, merchant_id, args, datetime.now(UTC))
-            return result.model_dump(mode="json")  # type: ignore[no-any-return]
+            # NOT_FOUND for an unknown merchant, before any figure is computed.
+            merchant_metrics.merchant_info(store, merchant_id)
+            metric = getattr(merchant_metrics, spec.name)
+            return _dump(metric(store, merchant_id, args, datetime.now(UTC)))
 
-        async def compute() -> dict[str, Any]:
-            return await anyio.to_thread.run_sync(run)
-
-        return compute
+        return _in_thread(run)
 
     def _platform(self, spec: ToolSpec, args: Any) -> Any:
         store = self.services.store
 
         def run() -> dict[str, Any]:
-            metrics = importlib.import_module("optima_bi_mcp.metrics.platform")
-            result = getattr(metrics, spec.name)(store, args, datetime.now(UTC))
-            return result.model_dump(mode="json")  # type: ignore[no-any-return]
+            metric = getattr(platform_metrics, spec.name)
+            return _dump(metric(store, args, datetime.now(UTC)))
 
-        async def compute() -> dict[str, Any]:
-            return await anyio.to_thread.run_sync(run)
-
-        return compute
+        return _in_thread(run)
 
     async def _freshness(self) -> str | None:
         try:
@@ -295,6 +289,18 @@ class ToolRunner:
             log.warning("freshness unknown: {}", type(exc).__name__)
             return None
         return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _in_thread(run: Callable[[], dict[str, Any]]) -> Callable[[], Awaitable[dict[str, Any]]]:
+    # Metric functions are synchronous store queries: run them off the event loop.
+    async def compute() -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(run)
+
+    return compute
+
+
+def _dump(result: Any) -> dict[str, Any]:
+    return result.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
 def _whoami(principal: Principal) -> dict[str, Any]:

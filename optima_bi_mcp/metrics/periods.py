@@ -120,8 +120,8 @@ def bucket_starts(period: Period, bucket: Bucket) -> list[datetime]:
         first = local_start.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
         count = int((period.end - first).total_seconds() // 3600) + 1
         _check_count(count, bucket)
-        starts = [first + timedelta(hours=i) for i in range(count)]
-        return [s for s in starts if s < period.end]
+        hours = (first + timedelta(hours=i) for i in range(count))
+        return [h for h in hours if h < period.end]
 
     day = local_start.date()
     if bucket == "week":

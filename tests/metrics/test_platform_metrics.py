@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optima_bi_mcp.errors import InvalidArgumentError
 from optima_bi_mcp.metrics import platform
@@ -205,3 +207,27 @@ def test_platform_revenue_today_ends_at_now(env: Env) -> None:
         result.fee_revenue
         < platform.platform_revenue(env.store, PlatformRevenueArgs(days=1), later).fee_revenue
     )
+
+
+INSTANTS = st.datetimes(
+    min_value=datetime(2025, 6, 1), max_value=datetime(2026, 11, 8), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=12, deadline=None)
+@given(now=INSTANTS | INSTANTS.map(lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0)))
+def test_platform_merchants_matches_oracle_at_any_instant(env: Env, now: datetime) -> None:
+    """As of any instant (midnights included), the merchant list equals the oracle."""
+    args = PlatformMerchantsArgs(sort_by="last_order_at", limit=500)
+    got = platform.platform_merchants(env.store, args, now).model_dump(mode="json")
+    got.pop("next_cursor")
+    assert got == oracle.platform_merchants(env.pg, "top", "last_order_at", now)
+
+
+@settings(max_examples=12, deadline=None)
+@given(now=INSTANTS, days=st.integers(min_value=1, max_value=120))
+def test_platform_revenue_matches_oracle_at_any_instant(env: Env, now: datetime, days: int) -> None:
+    """The last N days up to any instant give the oracle's revenue and breakdown."""
+    args = PlatformRevenueArgs(days=days, breakdown=True)
+    got = platform.platform_revenue(env.store, args, now).model_dump(mode="json")
+    assert got == oracle.platform_revenue(env.pg, None, None, days, True, now)
