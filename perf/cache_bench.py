@@ -440,7 +440,9 @@ async def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             measured = await latency(store, mix, cache)
             simulated = {
                 f"{r:g}/s": {
-                    f"{c:g} changes/s": simulated_ideal(merchants, args, r, c) for c in (20.0, 0.0)
+                    "zipf": simulated_ideal(merchants, args, r, 20.0),
+                    "uniform": simulated_ideal(merchants, args, r, 20.0, uniform_changes=True),
+                    "none": simulated_ideal(merchants, args, r, 0.0),
                 }
                 for r in (5.0, 50.0, 200.0, 1000.0)
             }

@@ -82,3 +82,22 @@ async def test_concurrent_calls_query_the_store_once(
     assert await layers(cached, 100) == ["none"] * 100
     assert store.queries - before == one_call
     assert services_of(cached).cache.stats()["joined"] == 99
+
+
+async def test_two_servers_share_l2_and_changes(
+    make_cache: MakeCache, seeded: tuple[Store, str], redis_url: str
+) -> None:
+    """Server two answers from L2 what server one computed, and sees one's change notice."""
+    bus_one, bus_two = fresh_bus(), fresh_bus()
+    cache_one, cache_two = (
+        await make_cache(redis_url=redis_url),
+        await make_cache(redis_url=redis_url),
+    )
+    cache_one.attach(bus_one)
+    one, two = serve(seeded, cache_one, bus_one), serve(seeded, cache_two, bus_two)
+    assert await layers(one, 1) + await layers(two, 1) == ["none", "L2"]
+
+    scope = seeded[1]
+    bus_one.publish(ChangeNotice(merchant_ids=frozenset({UUID(scope.split(":", 1)[1])})))
+    await cache_two.wait_until(lambda: cache_two.version(scope)[0] >= 1, timeout=10)
+    assert await layers(two, 1) == ["none"]
