@@ -103,18 +103,11 @@ def _drop_source(env: dict[str, str], source: dict[str, Any]) -> None:
 
     from optima_bi_mcp.cdc import connector
     from optima_bi_mcp.cdc.sink import change_topics
+    from tests.cdc.conftest import drop_slot
 
     connector.delete(env["OPTIMA_BI_CONNECT_URL"], source["name"])
     with psycopg.connect(f"{source['admin']}/postgres", autocommit=True) as conn:
-        for _ in range(100):
-            row = conn.execute(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (source["name"],)
-            ).fetchone()
-            if row is None or not row[0]:
-                break
-            time.sleep(0.1)
-        if row is not None:
-            conn.execute("SELECT pg_drop_replication_slot(%s)", (source["name"],))
+        drop_slot(conn, source["name"])
         conn.execute(f'DROP DATABASE IF EXISTS "{source["name"]}"')
     topics = [*change_topics(source["name"]), f"{source['name']}.dlq"]
     AdminClient({"bootstrap.servers": env["OPTIMA_BI_KAFKA_BOOTSTRAP"]}).delete_topics(topics)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp_types import CallToolResult
 
 from optima_bi_mcp.identity.principal import Principal
 from optima_bi_mcp.mcp.server import build_server, fixed_principal, no_principal
@@ -25,11 +21,8 @@ from optima_bi_mcp.store.client import StoreLocation, read_owner
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import dataset  # noqa: E402
-
-ADMIN = "admin"
-MERCHANT_A = f"merchant:{dataset.MERCHANT_A}"
-MERCHANT_B = f"merchant:{dataset.MERCHANT_B}"
+import mcp_dataset as dataset  # noqa: E402
+from mcp_support import child_env, optima_bi, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -52,47 +45,17 @@ def make_server(data_store: tuple[Store, datetime]) -> Callable[..., MCPServer]:
     return make
 
 
-async def call(server: MCPServer | str, tool: str, arguments: dict[str, Any]) -> CallToolResult:
-    """One tool call through a fresh MCP client."""
-    async with Client(server) as client:
-        return await client.call_tool(tool, arguments)
-
-
-def error_code(result: CallToolResult) -> str:
-    assert result.is_error
-    return str(result.structured_content["error"]["code"])
-
-
 @pytest.fixture(scope="session")
 def make_served_store(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], str]:
     """A new store DSN of its own path holding the dataset, for a server subprocess."""
 
     def make() -> str:
         dsn = f"chdb://{tmp_path_factory.mktemp('served') / 'store'}"
-        command = [sys.executable, str(HERE / "dataset.py"), dsn]
+        command = [sys.executable, str(HERE / "mcp_dataset.py"), dsn]
         subprocess.run(command, check=True, capture_output=True, env=child_env(), timeout=300)
         return dsn
 
     return make
-
-
-def optima_bi() -> list[str]:
-    """The command line of `optima-bi` in this environment."""
-    return [sys.executable, "-m", "optima_bi_mcp.cli"]
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "OPTIMA_BI_LOG_LEVEL": "WARNING"}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
-    return value
 
 
 @pytest.fixture(scope="session")

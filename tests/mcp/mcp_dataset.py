@@ -3,7 +3,7 @@
 Times are relative to the moment of loading, so `days=7` always holds the recent
 orders. Merchant A (USD) has counted, pending and refunded orders, an e-mail in
 two spellings, a churned customer and products in every stock state; merchant B
-(EUR) has one order. Run as a script (`python dataset.py DSN`) it loads a store
+(EUR) has one order. Run as a script (`python mcp_dataset.py DSN`) it loads a store
 for a server subprocess, which must own its own chDB path.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, call
+from mcp_support import ADMIN, call
 
 from optima_bi_mcp.mcp.tools import TOOLS, TOOLS_BY_NAME
 

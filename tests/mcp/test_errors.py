@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN, MERCHANT_A, call, dataset, error_code
 from mcp import Client
+from mcp_support import ADMIN, MERCHANT_A, call, dataset, error_code
 
 from optima_bi_mcp.identity.principal import Principal
 from optima_bi_mcp.mcp.server import build_server, fixed_principal

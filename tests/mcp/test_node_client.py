@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_A, child_env, dataset, optima_bi
+from mcp_support import MERCHANT_A, child_env, dataset, optima_bi
 
 NODE_DIR = Path(__file__).parent / "node"
 A = str(dataset.MERCHANT_A)

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import ADMIN, call
+from mcp_support import ADMIN, call
 
 from optima_bi_mcp.data.backfill import backfill
 from optima_bi_mcp.identity.principal import Principal

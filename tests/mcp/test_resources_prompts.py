@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ADMIN, MERCHANT_A, dataset
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp_support import ADMIN, MERCHANT_A, dataset
 
 A, B = str(dataset.MERCHANT_A), str(dataset.MERCHANT_B)
 PROMPTS = ["weekly_business_review", "inventory_check", "churn_winback", "platform_monthly_review"]

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ADMIN, MERCHANT_A, call, dataset
 from mcp import Client
+from mcp_support import ADMIN, MERCHANT_A, call, dataset
 
 from optima_bi_mcp.mcp.render import MAX_CHARS, render
 from optima_bi_mcp.mcp.tools import TOOLS

@@ -8,8 +8,8 @@ from typing import Any
 
 import anyio
 import httpx
-from conftest import MERCHANT_A, call, child_env, dataset, optima_bi
 from mcp import Client, StdioServerParameters
+from mcp_support import MERCHANT_A, call, child_env, dataset, optima_bi
 
 A = str(dataset.MERCHANT_A)
 
