@@ -103,11 +103,10 @@ def _drop_source(env: dict[str, str], source: dict[str, Any]) -> None:
 
     from optima_bi_mcp.cdc import connector
     from optima_bi_mcp.cdc.sink import change_topics
-    from tests.cdc.conftest import drop_slot
 
     connector.delete(env["OPTIMA_BI_CONNECT_URL"], source["name"])
     with psycopg.connect(f"{source['admin']}/postgres", autocommit=True) as conn:
-        drop_slot(conn, source["name"])
+        connector.drop_slot(conn, source["name"])
         conn.execute(f'DROP DATABASE IF EXISTS "{source["name"]}"')
     topics = [*change_topics(source["name"]), f"{source['name']}.dlq"]
     AdminClient({"bootstrap.servers": env["OPTIMA_BI_KAFKA_BOOTSTRAP"]}).delete_topics(topics)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from loguru import logger
 
 from optima_bi_mcp.errors import SinkError
@@ -64,3 +65,24 @@ def delete(connect_url: str, name: str) -> None:
     response = httpx.delete(f"{connect_url.rstrip('/')}/connectors/{name}", timeout=30)
     if response.status_code not in (200, 204, 404):
         raise SinkError(f"Connect could not delete connector {name}: {response.text[:500]}")
+
+
+def drop_slot(conn: psycopg.Connection[Any], slot: str) -> None:
+    """Drop a deleted connector's replication slot.
+
+    The slot stays active until the connector's task has let go of it; a task
+    still creating it (waiting for transactions open elsewhere in the cluster)
+    never does, so after a grace period its backend, ours, is ended.
+    """
+    for attempt in range(100):
+        row = conn.execute(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()
+        if row is None:
+            return
+        if row[0] is None:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+            return
+        if attempt == 50:
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        conn.execute("SELECT pg_sleep(0.1)")

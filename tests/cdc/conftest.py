@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -116,31 +115,10 @@ def _drop(source: CdcSource) -> None:
     connector.delete(source.stack.connect_url, source.prefix)
     admin_dsn = source.dsn.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        drop_slot(conn, source.prefix)
+        connector.drop_slot(conn, source.prefix)
     AdminClient({"bootstrap.servers": source.stack.bootstrap}).delete_topics(
         [*source.topics, f"{source.prefix}.dlq"]
     )
-
-
-def drop_slot(conn: psycopg.Connection[Any], slot: str) -> None:
-    """Drop a deleted connector's replication slot.
-
-    The slot stays active until the connector's task has let go of it; a task
-    still creating it (waiting for transactions open elsewhere in the cluster)
-    never does, so after a grace period its backend, ours, is ended.
-    """
-    for attempt in range(100):
-        row = conn.execute(
-            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
-        ).fetchone()
-        if row is None:
-            return
-        if row[0] is None:
-            conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-            return
-        if attempt == 50:
-            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
-        conn.execute("SELECT pg_sleep(0.1)")
 
 
 def high_watermarks(bootstrap: str, topics: list[str]) -> dict[str, int]:
