@@ -74,7 +74,7 @@ class Profile:
         return f"chdb://{self.store_path}?database=optima"
 
 
-FULL = Profile("full", "bench10m", 10_000_000, 500, 42, 15, 5, 50, 20.0)
+FULL = Profile("full", "bench10m", 10_000_000, 500, 42, 15, 4, 50, 20.0)
 QUICK = Profile("quick", "benchquick", 200_000, 50, 42, 5, 3, 20, 5.0)
 
 
@@ -100,7 +100,7 @@ def ensure_source(profile: Profile, admin_dsn: str, wait_s: float = 7200) -> str
 
 
 def wait_for_seeders(database: str, timeout_s: float) -> None:
-    """Wait while an `optima-bi seed` or `backfill` naming `database` is running."""
+    """Wait while an `optima-bi seed` naming `database` is running (it is still writing)."""
     deadline = time.monotonic() + timeout_s
     while (busy := _seeders(database)) and time.monotonic() < deadline:
         log.info("waiting for a running seed of {} (pids {})", database, busy)
@@ -120,7 +120,7 @@ def _seeders(database: str) -> list[int]:
             continue
         words = [a.decode(errors="replace") for a in argv]
         naming = any(w.endswith(f"/{database}") for w in words)
-        if naming and any(w in ("seed", "backfill") for w in words):
+        if naming and "seed" in words:
             found.append(int(entry.name))
     return found
 
