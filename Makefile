@@ -18,6 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	infra/with-services tests/run $(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     - `OPTIMA_BI_REDIS_URL`: Redis for the shared L2 cache; unset means L1 only.
     - `OPTIMA_BI_L1_TTL_S` (60), `OPTIMA_BI_L1_MAX_ENTRIES` (10000),
       `OPTIMA_BI_L2_TTL_S` (300), `OPTIMA_BI_INVALIDATION_INTERVAL_MS` (500).
-    - `OPTIMA_BI_KAFKA_BOOTSTRAP`: Kafka bootstrap servers (`127.0.0.1:9092`).
+    - `OPTIMA_BI_KAFKA_BOOTSTRAP`: Kafka bootstrap servers (`127.0.0.1:19092`, infra/kafka).
     - `OPTIMA_BI_KAFKA_TOPIC_PREFIX`: Debezium topic prefix (`commerce`).
     - `OPTIMA_BI_KAFKA_GROUP`: the sink's consumer group (`optima-bi-sink`).
     - `OPTIMA_BI_DLQ_TOPIC`: dead-letter topic (`optima-bi.dlq`).
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     l2_ttl_s: float = 300.0
     invalidation_interval_ms: int = 500
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic_prefix: str = "commerce"
     kafka_group: str = "optima-bi-sink"
     dlq_topic: str = "optima-bi.dlq"

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import signal
 from types import FrameType
+from typing import TYPE_CHECKING
 
+import anyio
 from loguru import logger
 from prometheus_client import start_http_server
 
 from optima_bi_mcp.errors import OptimaError
 from optima_bi_mcp.settings import Settings
+
+if TYPE_CHECKING:
+    from optima_bi_mcp.cdc.sink import Sink
 
 log = logger.bind(module=__name__)
 
@@ -41,10 +46,28 @@ def run_sink(args: argparse.Namespace) -> int:
         start_http_server(port, addr="127.0.0.1", registry=sink.telemetry.registry)
         log.info("sink metrics at http://127.0.0.1:{}/metrics", port)
     try:
-        sink.run()
+        if settings.redis_url:
+            anyio.run(_run_announcing, sink, settings)
+        else:
+            sink.run()
     except OptimaError as exc:
         log.error("sink failed: {}", exc.message)
         return 2
     finally:
         store.close()
     return 0
+
+
+async def _run_announcing(sink: Sink, settings: Settings) -> None:
+    """Run the sink with its change notices bumping data versions in Redis.
+
+    Serving processes share those versions through Redis pub/sub, so a change
+    the sink applies retires their cached answers at once.
+    """
+    from optima_bi_mcp.cache import create_cache
+
+    cache = await create_cache(settings, sink.bus)
+    try:
+        await anyio.to_thread.run_sync(sink.run)
+    finally:
+        await cache.aclose()

@@ -109,6 +109,7 @@ SELECT max(t) FROM (
     UNION ALL SELECT max(updated_at) FROM merchants
     UNION ALL SELECT max(updated_at) FROM subscriptions
     UNION ALL SELECT max(updated_at) FROM transfers
+    UNION ALL SELECT max(source_ts) FROM cdc_sink_state
 )
 """
 
@@ -117,8 +118,9 @@ SELECT max(t) FROM (
 class Freshness:
     """Time of the newest change in the store, remembered for a few seconds.
 
-    The change bus knows it exactly once the CDC sink runs; until then, the
-    newest `updated_at` in the store stands in for it.
+    The change bus knows it exactly when the CDC sink runs in this process;
+    otherwise the newest source commit a sink recorded in the store, or the
+    newest `updated_at` of a seeded or backfilled store, stands in for it.
     """
 
     store: Store
