@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=42)
     seed.add_argument("--merchants", type=int, default=None)
     seed.add_argument("--orders", type=int, default=None)
-    seed.add_argument("--until", default=None, help="last day of data, YYYY-MM-DD (today)")
+    seed.add_argument("--until", default=None, help="last day of data, YYYY-MM-DD (yesterday, UTC)")
     seed.add_argument("--if-empty", action="store_true", help="do nothing if the store has data")
 
     for name, text in (

@@ -160,9 +160,10 @@ def _stepper(bar: Progress, task: object) -> Callable[[str], None]:
 
 def _parse_until(text: str | None) -> date:
     if text is None:
-        from datetime import UTC, datetime
+        from datetime import UTC, datetime, timedelta
 
-        return datetime.now(UTC).date()
+        # Yesterday: the newest whole day, so that no order lies in the future.
+        return datetime.now(UTC).date() - timedelta(days=1)
     try:
         return date.fromisoformat(text)
     except ValueError as exc:

@@ -98,7 +98,7 @@ class SeedSpec:
     seed: int = 42
     merchants: int = 20
     orders: int = 50_000
-    until: date = field(default_factory=lambda: datetime.now(UTC).date())
+    until: date = field(default_factory=lambda: datetime.now(UTC).date() - timedelta(days=1))
 
     def __post_init__(self) -> None:
         if not 1 <= self.merchants <= 100_000:
@@ -121,11 +121,8 @@ class SeedSpec:
     def end_at(self) -> datetime:
         """The last instant of data: the end of the `until` day.
 
-        XXX: with the default `until` (today, UTC) the rest of today also gets orders,
-        timestamped after now. Every metric reads rows with created_at < now, so they
-        stay out of answers until their time comes; a seed cannot stop at "now" and stay
-        deterministic. tests/data/test_seed.py::test_this_week_has_orders pins that the
-        `until` day holds orders.
+        The default `until` is yesterday (UTC): a seed cannot stop at "now" and stay
+        deterministic, and a day that has not happened yet must hold no orders.
         """
         return self.start_at + timedelta(days=DAYS) - timedelta(microseconds=1)
 
