@@ -1,7 +1,8 @@
 """Where one tool's time goes: every store query timed, and a Python profile of the call.
 
     python -m perf.profile --store DSN get_sales '{"merchant_id": "…", "days": 365}'
-        [--calls 20] [--cached] [--html perf/out/profile.html]
+        [--calls 20] [--cached] [--html perf/out/profile.html] [--no-profile]
+        [--setting do_not_merge_across_partitions_select_final=1]
 
 Runs the tool through the in-memory MCP client (as perf.latency does), after
 one warm-up call, `--calls` times. Prints the store queries grouped by SQL
@@ -35,12 +36,14 @@ from perf.latency import make_cache
 from perf.stats import percentile
 
 
-def time_queries(store: Store) -> dict[str, list[float]]:
-    """Wrap this store's `query` so every call's milliseconds are kept by SQL."""
+def time_queries(store: Store, extra: dict[str, str]) -> dict[str, list[float]]:
+    """Wrap this store's `query` so every call's milliseconds are kept by SQL, and every
+    query runs with the `extra` settings (to try one before changing the code)."""
     timings: dict[str, list[float]] = defaultdict(list)
     original = store.query
 
     def timed(sql: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        kwargs["settings"] = {**(kwargs.get("settings") or {}), **extra}
         started = time.perf_counter()
         try:
             return original(sql, *args, **kwargs)
@@ -59,10 +62,12 @@ async def run(ns: argparse.Namespace) -> None:
     admin = fixed_principal(Principal.parse("admin"))
     server = build_server(settings, store, principal_resolver=admin, cache=cache, bus=bus)
     arguments = json.loads(ns.arguments)
+    extra = dict(pair.split("=", 1) for pair in ns.setting)
     async with Client(server, cache=None) as client:
+        timings = time_queries(store, extra)
         await client.call_tool(ns.tool, arguments)
-        timings = time_queries(store)
-        profiler = _profiler()
+        timings.clear()
+        profiler = None if ns.no_profile else _profiler()
         started = time.perf_counter()
         for _ in range(ns.calls):
             await client.call_tool(ns.tool, arguments)
@@ -86,6 +91,7 @@ def _profiler() -> Any:
     try:
         from pyinstrument import Profiler
     except ImportError:
+        print("(pyinstrument is not installed: no Python profile)")
         return None
     profiler = Profiler(async_mode="enabled")
     profiler.start()
@@ -94,7 +100,6 @@ def _profiler() -> Any:
 
 def _stop(profiler: Any, html: Path | None) -> None:
     if profiler is None:
-        print("(pyinstrument is not installed: no Python profile)")
         return
     profiler.stop()
     print(profiler.output_text(unicode=True, color=False, show_all=False))
@@ -110,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--cached", action="store_true", help="through the L1 cache")
     parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML here")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ClickHouse setting for every store query (repeatable)",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="time queries only")
     configure_logging(level="WARNING")
     asyncio.run(run(parser.parse_args(argv)))
     return 0

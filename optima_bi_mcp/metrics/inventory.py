@@ -22,7 +22,7 @@ from optima_bi_mcp.metrics.models import (
 )
 from optima_bi_mcp.metrics.numbers import ratio
 from optima_bi_mcp.metrics.pagination import decode_cursor, page
-from optima_bi_mcp.metrics.scope import COUNTED, instant, merchant_info
+from optima_bi_mcp.metrics.scope import COUNTED_ORDER_IDS, instant, merchant_info
 from optima_bi_mcp.store.client import Store
 
 STATES: Final[tuple[InventoryState, ...]] = ("out", "low", "overstock", "healthy")
@@ -35,13 +35,7 @@ WITH sold AS (
     SELECT product_id, sum(quantity) AS units
     FROM order_items FINAL
     WHERE merchant_id = {{merchant:UUID}}
-      AND order_id IN (
-          SELECT id FROM orders FINAL
-          WHERE merchant_id = {{merchant:UUID}}
-            AND created_at >= {{start:DateTime64(6, 'UTC')}}
-            AND created_at < {{end:DateTime64(6, 'UTC')}}
-            AND {COUNTED}
-      )
+      AND order_id IN ({COUNTED_ORDER_IDS})
     GROUP BY product_id
 ),
 stock AS (

@@ -34,6 +34,7 @@ from optima_bi_mcp.metrics.pagination import decode_cursor, page
 from optima_bi_mcp.metrics.periods import Period, bucket_starts, local_midnight, resolve_period
 from optima_bi_mcp.metrics.scope import (
     COUNTED,
+    COUNTED_ORDER_IDS,
     CUSTOMER_SQL,
     exact,
     instant,
@@ -103,13 +104,7 @@ WITH sales AS (
            uniqExact(order_id) AS orders
     FROM order_items FINAL
     WHERE merchant_id = {{merchant:UUID}}
-      AND order_id IN (
-          SELECT id FROM orders FINAL
-          WHERE merchant_id = {{merchant:UUID}}
-            AND created_at >= {{start:DateTime64(6, 'UTC')}}
-            AND created_at < {{end:DateTime64(6, 'UTC')}}
-            AND {counted}
-      )
+      AND order_id IN ({counted_ids})
     GROUP BY product_id
 )
 SELECT s.product_id, p.sku, p.name, p.category, s.revenue, s.quantity, s.orders
@@ -122,20 +117,14 @@ LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
 """
 # Ties between products go to the id's canonical text, not ClickHouse's UUID order.
 TOP_PRODUCTS_SQL = {
-    by: _PRODUCT_SALES_SQL.format(order=f"s.{by} DESC", counted=COUNTED)
+    by: _PRODUCT_SALES_SQL.format(order=f"s.{by} DESC", counted_ids=COUNTED_ORDER_IDS)
     for by in ("revenue", "quantity")
 }
 
 TOTAL_ITEM_REVENUE_SQL = f"""
 SELECT sum(amount) FROM order_items FINAL
 WHERE merchant_id = {{merchant:UUID}}
-  AND order_id IN (
-      SELECT id FROM orders FINAL
-      WHERE merchant_id = {{merchant:UUID}}
-        AND created_at >= {{start:DateTime64(6, 'UTC')}}
-        AND created_at < {{end:DateTime64(6, 'UTC')}}
-        AND {COUNTED}
-  )
+  AND order_id IN ({COUNTED_ORDER_IDS})
 """
 
 

@@ -21,6 +21,16 @@ from optima_bi_mcp.store.rollups import COUNTED_SQL
 CUSTOMER_SQL = "lowerUTF8(trimBoth(customer_email))"
 COUNTED = COUNTED_SQL
 
+# Ids of the merchant's counted orders created in [start, end): items are
+# filtered by their order's status and created_at, never by their own.
+COUNTED_ORDER_IDS = f"""
+    SELECT id FROM orders FINAL
+    WHERE merchant_id = {{merchant:UUID}}
+      AND created_at >= {{start:DateTime64(6, 'UTC')}}
+      AND created_at < {{end:DateTime64(6, 'UTC')}}
+      AND {COUNTED}
+"""
+
 _MERCHANT_SQL = """
 SELECT name, currency FROM merchants FINAL WHERE id = {merchant:UUID}
 """

@@ -24,7 +24,7 @@ from optima_bi_mcp.mcp.server import build_server, fixed_principal
 from optima_bi_mcp.mcp.tools import TOOLS
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store
-from tests.mcp import dataset
+from tests.mcp import mcp_dataset as dataset
 
 MERCHANT_B_MARKERS = (str(dataset.MERCHANT_B), "z@y.test", "b@beta.test", "Beta Laden", "EUR")
 PLATFORM_TOOLS = sorted(spec.name for spec in TOOLS if spec.kind == "platform")

@@ -14,7 +14,7 @@ from mcp_types import CallToolResult
 from optima_bi_mcp.mcp.server import build_server
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store
-from tests.mcp import dataset
+from tests.mcp import mcp_dataset as dataset
 
 from .conftest import MERCHANT_A, MERCHANT_B, DevIdp, session_for
 

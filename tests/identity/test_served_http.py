@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from optima_bi_mcp.identity.config import discover
 from optima_bi_mcp.identity.oauth import poll_device_token, request_device_authorization
-from tests.mcp import dataset
+from tests.mcp import mcp_dataset as dataset
 
 from .conftest import MERCHANT_B, DevIdp, free_port, wait_for
 

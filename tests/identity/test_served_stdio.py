@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.mcp import dataset
+from tests.mcp import mcp_dataset as dataset
 
 from .conftest import DevIdp
 
