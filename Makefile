@@ -28,6 +28,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# 10 million orders in PostgreSQL and the store, every tool side by side;
+# rewrites perf/RESULTS.md. The first run seeds both (tens of minutes).
+bench: $(STAMP)
+	infra/postgres/up >/dev/null
+	$(BIN)/python -m perf.bench
+
+bench-quick: $(STAMP)
+	infra/postgres/up >/dev/null
+	$(BIN)/python -m perf.bench --quick
+
 infra-up:
 	infra/up
 

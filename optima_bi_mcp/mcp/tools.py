@@ -126,8 +126,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "customer_summary",
         "Customer segments",
         "Counts of a merchant's customers (distinct lower-cased emails) as of the end of the"
-        " period (default the last 30 days): customers who ordered in the period, new (first"
-        " order in the period), repeat, churned (no order for churn_days, default 90), vip"
+        " period (default the last 30 days): customers (everyone with an order before the end"
+        " of the period), new (first order in the period), repeat (ordered in the period and"
+        " has 2+ orders), churned (no order for churn_days, default 90), vip"
         " (top 10 % by lifetime value), repeat_rate (ratio 0-1) and avg_ltv (money). Use it"
         " for retention and loyalty questions; list churned people with churned_customers."
         + _PERIOD_NOTE

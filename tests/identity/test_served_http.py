@@ -36,7 +36,7 @@ def served(idp: DevIdp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     """`optima-bi serve --http` over its own store of the MCP tests' dataset, trusting the IdP."""
     directory = tmp_path_factory.mktemp("served")
     dsn = f"chdb://{directory / 'store'}"
-    dataset_script = str(ROOT / "tests" / "mcp" / "dataset.py")
+    dataset_script = str(ROOT / "tests" / "mcp" / "mcp_dataset.py")
     subprocess.run([sys.executable, dataset_script, dsn], check=True, capture_output=True)
     port = free_port()
     env = {

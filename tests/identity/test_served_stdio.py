@@ -24,7 +24,7 @@ def stdio_env(idp: DevIdp, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     """Environment of stdio servers over their own store, trusting the IdP; tokens in a temp dir."""
     directory = tmp_path_factory.mktemp("stdio")
     dsn = f"chdb://{directory / 'store'}"
-    dataset_script = str(ROOT / "tests" / "mcp" / "dataset.py")
+    dataset_script = str(ROOT / "tests" / "mcp" / "mcp_dataset.py")
     subprocess.run([sys.executable, dataset_script, dsn], check=True, capture_output=True)
     return {
         **os.environ,
