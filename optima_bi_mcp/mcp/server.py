@@ -267,8 +267,8 @@ class ToolRunner:
         store = self.services.store
 
         def run() -> dict[str, Any]:
-            # NOT_FOUND for an unknown merchant, before any figure is computed.
-            merchant_metrics.merchant_info(store, merchant_id)
+            # Every merchant metric starts with merchant_info, which answers NOT_FOUND
+            # for an unknown merchant before any figure is computed.
             metric = getattr(merchant_metrics, spec.name)
             return _dump(metric(store, merchant_id, args, datetime.now(UTC)))
 

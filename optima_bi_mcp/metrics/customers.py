@@ -59,8 +59,10 @@ FROM ({_FACTS_SQL})
 WHERE last_order_at < {{churn_before:DateTime64(6, 'UTC')}}
 """
 CHURNED_TOTAL_SQL = "SELECT count() " + _CHURNED
+# `total` rides on every row of the page (the window sees all rows before LIMIT);
+# only a page past the end needs CHURNED_TOTAL_SQL.
 CHURNED_PAGE_SQL = f"""
-SELECT email, last_order_at, orders_count, ltv {_CHURNED}
+SELECT email, last_order_at, orders_count, ltv, count() OVER () AS total {_CHURNED}
 ORDER BY ltv DESC, email ASC
 LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
 """
@@ -125,9 +127,13 @@ def churned_customers(
         "end": instant(t),
         "churn_before": instant(t - args.churn_days * DAY),
     }
-    total = int(store.query(CHURNED_TOTAL_SQL, params)[0][0])
     page_params = params | {"limit": args.limit + 1, "offset": offset}
-    rows, next_cursor = page(store.query(CHURNED_PAGE_SQL, page_params), offset, args.limit, query)
+    found = store.query(CHURNED_PAGE_SQL, page_params)
+    if found:
+        total = int(found[0][-1])
+    else:
+        total = int(store.query(CHURNED_TOTAL_SQL, params)[0][0]) if offset else 0
+    rows, next_cursor = page([row[:-1] for row in found], offset, args.limit, query)
     return ChurnedCustomersResult(
         as_of=t,
         churn_days=args.churn_days,

@@ -63,10 +63,17 @@ states AS (
 """
 
 COUNTS_SQL = _PRODUCTS + "SELECT state, count() FROM states GROUP BY state"
+# The counts of every status ride on each row of the page (the window sees every
+# active product, before the status filter); only an empty page needs COUNTS_SQL.
 PAGE_SQL = (
     _PRODUCTS
     + """
-SELECT id, sku, name, stock, units, state, reorder FROM states
+SELECT id, sku, name, stock, units, state, reorder, counts FROM (
+    SELECT id, sku, name, stock, units, state, reorder,
+           [countIf(state = 0) OVER (), countIf(state = 1) OVER (),
+            countIf(state = 2) OVER (), countIf(state = 3) OVER ()] AS counts
+    FROM states
+)
 WHERE {state:Int8} < 0 OR state = {state:Int8}
 ORDER BY state ASC, reorder DESC, sku ASC
 LIMIT {limit:UInt32} OFFSET {offset:UInt32}
@@ -95,13 +102,16 @@ def inventory_status(
         "cover": args.cover_days,
     }
 
-    counts = dict.fromkeys(STATES, 0)
-    for state, count in store.query(COUNTS_SQL, params):
-        counts[STATES[int(state)]] = int(count)
-
     state = STATES.index(args.status) if args.status else -1
     page_params = params | {"state": state, "limit": args.limit + 1, "offset": offset}
-    rows, next_cursor = page(store.query(PAGE_SQL, page_params), offset, args.limit, query)
+    found = store.query(PAGE_SQL, page_params)
+    counts = dict.fromkeys(STATES, 0)
+    if found:
+        counts.update(zip(STATES, map(int, found[0][-1]), strict=True))
+    else:
+        for status, count in store.query(COUNTS_SQL, params):
+            counts[STATES[int(status)]] = int(count)
+    rows, next_cursor = page([row[:-1] for row in found], offset, args.limit, query)
     return InventoryStatusResult(
         as_of=now,
         items=[_item(row) for row in rows],

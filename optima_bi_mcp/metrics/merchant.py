@@ -56,6 +56,8 @@ __all__ = [
 
 log = logger.bind(module=__name__)
 
+_ZEROS: tuple[Any, ...] = (0, 0, 0, 0)
+
 # The key of each bucket, cut in the period's zone. Day, week and month keys are
 # local dates (turned into the UTC instant of their local midnight in Python);
 # the hour key is the epoch second of the local hour start, which stays right
@@ -67,37 +69,38 @@ _BUCKET_KEYS = {
     "month": "toStartOfMonth(created_at, {tz:String})",
 }
 
-_SERIES_SQL = """
-SELECT {key} AS bucket,
-       sum(amount_total), count(), uniqExact({customer}), sum(platform_fee)
-FROM orders FINAL
-WHERE merchant_id = {{merchant:UUID}}
-  AND created_at >= {{start:DateTime64(6, 'UTC')}} AND created_at < {{end:DateTime64(6, 'UTC')}}
-  AND {counted}
-GROUP BY bucket
+# One pass over [previous start, end), grouped by (current, bucket) where bucket is
+# NULL for previous-period orders: one row per filled bucket of the period plus one
+# for the previous period. Each row also carries its period's totals, merged by a
+# window from the per-bucket sets, so uniqExact stays exact per bucket and per period.
+_SALES_SQL = """
+SELECT bucket, current, revenue, orders, finalizeAggregation(customers), fees,
+       sum(revenue) OVER period, sum(orders) OVER period,
+       uniqExactMerge(customers) OVER period, sum(fees) OVER period
+FROM (
+    SELECT if(current, {key}, NULL) AS bucket, current,
+           sum(amount_total) AS revenue, count() AS orders,
+           uniqExactState(customer) AS customers, sum(platform_fee) AS fees
+    FROM (
+        SELECT created_at, amount_total, platform_fee, {customer} AS customer,
+               created_at >= {{start:DateTime64(6, 'UTC')}} AS current
+        FROM orders FINAL
+        WHERE merchant_id = {{merchant:UUID}}
+          AND created_at >= {{previous:DateTime64(6, 'UTC')}}
+          AND created_at < {{end:DateTime64(6, 'UTC')}}
+          AND {counted}
+    )
+    GROUP BY current, bucket
+)
+WINDOW period AS (PARTITION BY current)
 """
-SERIES_SQL = {
-    bucket: _SERIES_SQL.format(key=key, customer=CUSTOMER_SQL, counted=COUNTED)
+SALES_SQL = {
+    bucket: _SALES_SQL.format(key=key, customer=CUSTOMER_SQL, counted=COUNTED)
     for bucket, key in _BUCKET_KEYS.items()
 }
 
-# The current period and the previous one in one pass over [previous start, end).
-TOTALS_SQL = f"""
-SELECT sumIf(amount_total, current), countIf(current),
-       uniqExactIf(customer, current), sumIf(platform_fee, current),
-       sumIf(amount_total, NOT current), countIf(NOT current),
-       uniqExactIf(customer, NOT current), sumIf(platform_fee, NOT current)
-FROM (
-    SELECT amount_total, platform_fee, {CUSTOMER_SQL} AS customer,
-           created_at >= {{start:DateTime64(6, 'UTC')}} AS current
-    FROM orders FINAL
-    WHERE merchant_id = {{merchant:UUID}}
-      AND created_at >= {{previous:DateTime64(6, 'UTC')}}
-      AND created_at < {{end:DateTime64(6, 'UTC')}}
-      AND {COUNTED}
-)
-"""
-
+# The page is cut before the JOIN to products, so only its rows are looked up;
+# `total` (the revenue of all products) rides on every row of the page.
 _PRODUCT_SALES_SQL = """
 WITH sales AS (
     SELECT product_id, sum(amount) AS revenue, sum(quantity) AS quantity,
@@ -106,14 +109,19 @@ WITH sales AS (
     WHERE merchant_id = {{merchant:UUID}}
       AND order_id IN ({counted_ids})
     GROUP BY product_id
+),
+ranked AS (
+    SELECT product_id, revenue, quantity, orders, sum(revenue) OVER () AS total
+    FROM sales AS s
+    ORDER BY {order}, toString(s.product_id) ASC
+    LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
 )
-SELECT s.product_id, p.sku, p.name, p.category, s.revenue, s.quantity, s.orders
-FROM sales AS s
+SELECT s.product_id, p.sku, p.name, p.category, s.revenue, s.quantity, s.orders, s.total
+FROM ranked AS s
 LEFT JOIN (
     SELECT id, sku, name, category FROM products FINAL WHERE merchant_id = {{merchant:UUID}}
 ) AS p ON p.id = s.product_id
 ORDER BY {order}, toString(s.product_id) ASC
-LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
 """
 # Ties between products go to the id's canonical text, not ClickHouse's UUID order.
 TOP_PRODUCTS_SQL = {
@@ -141,13 +149,12 @@ def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime
     starts = bucket_starts(period, args.bucket)
 
     params = period_params(merchant_id, period)
-    by_start = _series_rows(store, params, period, args.bucket)
+    params["previous"] = instant(period.previous().start)
+    by_start, totals = _sales_rows(store, params, period, args.bucket)
     series = [_bucket(start, by_start.get(start)) for start in starts]
     log.debug("get_sales bucket={} buckets={} filled={}", args.bucket, len(starts), len(by_start))
 
-    params["previous"] = instant(period.previous().start)
-    totals = store.query(TOTALS_SQL, params)[0]
-    current, previous = _figures(totals[:4]), _figures(totals[4:])
+    current, previous = _figures(totals[True]), _figures(totals[False])
     return SalesResult(
         **current.model_dump(),
         period=period_out(period),
@@ -155,7 +162,7 @@ def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime
         bucket=args.bucket,
         series=series,
         previous=previous,
-        growth_pct=_growth(totals[:4], totals[4:]),
+        growth_pct=_growth(totals[True], totals[False]),
     )
 
 
@@ -170,19 +177,21 @@ def _period(args: Any, default_days: int, now: datetime) -> Period:
     )
 
 
-def _series_rows(
+def _sales_rows(
     store: Store, params: dict[str, Any], period: Period, bucket: str
-) -> dict[datetime, tuple[Any, ...]]:
-    """The counted orders of the period grouped by bucket, keyed by the bucket's UTC start."""
-    rows = store.query(SERIES_SQL[bucket], params)
-    out: dict[datetime, tuple[Any, ...]] = {}
-    for key, *figures in rows:
+) -> tuple[dict[datetime, tuple[Any, ...]], dict[bool, tuple[Any, ...]]]:
+    """The series rows keyed by the bucket's UTC start, and the totals keyed by `current`."""
+    by_start: dict[datetime, tuple[Any, ...]] = {}
+    totals: dict[bool, tuple[Any, ...]] = {True: _ZEROS, False: _ZEROS}
+    for key, current, *figures in store.query(SALES_SQL[bucket], params):
+        totals[bool(current)] = tuple(figures[4:])
+        if not current:
+            continue
         if isinstance(key, date):
-            start = local_midnight(key, period.tz)
+            by_start[local_midnight(key, period.tz)] = tuple(figures[:4])
         else:
-            start = datetime.fromtimestamp(int(key), tz=UTC)
-        out[start] = tuple(figures)
-    return out
+            by_start[datetime.fromtimestamp(int(key), tz=UTC)] = tuple(figures[:4])
+    return by_start, totals
 
 
 def _figures(row: tuple[Any, ...] | None) -> SalesFigures:
@@ -230,9 +239,12 @@ def top_products(
 
     params = period_params(merchant_id, period) | {"limit": args.limit + 1, "offset": offset}
     rows = store.query(TOP_PRODUCTS_SQL[args.sort_by], params)
-    items, next_cursor = page(rows, offset, args.limit, query)
+    if rows:
+        total = exact(rows[0][-1])
+    else:  # a page past the end (or no sales): the total needs its own query
+        total = exact(store.query(TOTAL_ITEM_REVENUE_SQL, params)[0][0]) if offset else exact(0)
+    items, next_cursor = page([row[:-1] for row in rows], offset, args.limit, query)
     log.debug("top_products sort_by={} offset={} rows={}", args.sort_by, offset, len(items))
-    total = exact(store.query(TOTAL_ITEM_REVENUE_SQL, params)[0][0])
     return TopProductsResult(
         period=period_out(period),
         currency=currency,
