@@ -16,22 +16,12 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from optima_bi_mcp.errors import InvalidArgumentError, OptimaError
 from optima_bi_mcp.metrics import models as m
 from optima_bi_mcp.store.migrations import available
+from optima_bi_mcp.store.rollups import STORE_TABLES
 
 if TYPE_CHECKING:
     from optima_bi_mcp.mcp.server import Services
 
 log = logger.bind(module=__name__)
-
-TABLES = (
-    "merchants",
-    "customers",
-    "products",
-    "orders",
-    "order_items",
-    "subscriptions",
-    "transfers",
-    "merchant_daily",
-)
 
 
 def register(server: MCPServer, services: Services) -> None:
@@ -112,8 +102,8 @@ async def status_of(services: Services) -> dict[str, Any]:
     """What `bi://status` and `/readyz` report."""
     store = services.store
     counts = {}
-    for table in TABLES:
-        # Table names come from the constant above, never from a request.
+    for table in STORE_TABLES:
+        # Table names come from code, never from a request.
         rows = await store.aquery(f"SELECT count() FROM {table} FINAL")
         counts[table] = int(rows[0][0])
     applied = await store.aquery("SELECT version, name FROM schema_migrations FINAL ORDER BY 1")
