@@ -1,20 +1,27 @@
-"""Median and p99 latency of every tool through the in-memory MCP client.
+"""Median latency of every merchant tool per merchant size and period, in-memory MCP client.
 
-    .venv/bin/python perf/tool_latency.py [--store DSN] [--calls 30]
+    .venv/bin/python -m perf.tool_latency --store DSN [--calls 9] [--tools get_sales,...]
+        [--sizes large,median,small] [--setting name=value ...]
 
-Runs each tool `--calls` times (after one warm-up call) as an administrator
-naming the busiest merchant, with the NullCache, so every call reaches the
-store. Prints a table and writes `perf/out/tool_latency.{json,md}`.
+Picks the merchants as the benchmark does (the largest, the median and the one at
+the 90th percentile by orders, from the store) and the periods of 7, 30, 90 and
+365 days ending on the last day with orders. Each case runs once untimed, then
+`--calls` rounds over all cases in a new shuffled order, with the NullCache, as
+an administrator. Prints, per case: the median through the client, the server's
+own median (`_meta.duration_ms`), the store queries per call and their median
+milliseconds; writes `perf/out/tool_latency.{json,md}`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,84 +32,119 @@ from optima_bi_mcp.identity.principal import Principal
 from optima_bi_mcp.logs import configure_logging
 from optima_bi_mcp.mcp.server import build_server, fixed_principal
 from optima_bi_mcp.settings import Settings
-from optima_bi_mcp.store import open_store
+from optima_bi_mcp.store import Store, open_store
+from perf.plan import Merchants, build_cases
+from perf.stats import percentile
 
 OUT = Path(__file__).resolve().parent / "out"
-BUSIEST = (
-    "SELECT merchant_id FROM merchant_daily FINAL WHERE day >= today() - 30"
-    " GROUP BY merchant_id ORDER BY sum(gmv) DESC, toString(merchant_id) LIMIT 1"
-)
+_SIZES = "SELECT toString(merchant_id), count() AS n FROM orders FINAL GROUP BY merchant_id"
+_LAST_DAY = "SELECT toDate(max(created_at)) FROM orders FINAL"
 
 
-def cases(merchant_id: str) -> list[tuple[str, dict[str, Any]]]:
-    m = {"merchant_id": merchant_id}
-    return [
-        ("get_sales", {**m, "days": 7}),
-        ("get_sales", {**m, "days": 90, "bucket": "day"}),
-        ("top_products", {**m, "days": 30}),
-        ("customer_summary", {**m, "days": 30}),
-        ("churned_customers", m),
-        ("inventory_status", m),
-        ("platform_overview", {}),
-        ("platform_merchants", {}),
-        ("platform_mrr", {}),
-        ("platform_revenue", {"days": 30, "breakdown": True}),
-        ("whoami", {}),
-    ]
+def pick(store: Store) -> Merchants:
+    """The benchmark's merchant sizes, counted in the store instead of the source."""
+    rows = sorted(((str(m), int(n)) for m, n in store.query(_SIZES)), key=lambda r: (-r[1], r[0]))
+    sizes = {
+        "large": rows[0],
+        "median": rows[len(rows) // 2],
+        "small": rows[min(len(rows) - 1, (len(rows) * 9) // 10)],
+    }
+    return Merchants(sizes, [m for m, _ in rows], sum(n for _, n in rows))
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+def timed_store(store: Store, extra: dict[str, str]) -> list[float]:
+    """Wrap `store.query` to keep each query's milliseconds (and add `extra` settings)."""
+    spent: list[float] = []
+    original = store.query
+
+    def query(sql: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        kwargs["settings"] = {**(kwargs.get("settings") or {}), **extra}
+        started = time.perf_counter()
+        try:
+            return original(sql, *args, **kwargs)
+        finally:
+            spent.append((time.perf_counter() - started) * 1000)
+
+    store.query = query  # type: ignore[method-assign]
+    return spent
 
 
-async def measure(server: Any, merchant_id: str, calls: int) -> list[dict[str, Any]]:
-    rows = []
+async def measure(
+    server: Any, cases: list[dict[str, Any]], calls: int, spent: list[float]
+) -> list[dict[str, Any]]:
+    samples: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     async with Client(server) as client:
-        for tool, arguments in cases(merchant_id):
-            await client.call_tool(tool, arguments)
-            samples = []
-            for _ in range(calls):
+        for case in cases:
+            await client.call_tool(case["tool"], case["arguments"])
+        for _ in range(calls):
+            order = list(range(len(cases)))
+            random.shuffle(order)
+            for i in order:
+                spent.clear()
                 started = time.perf_counter()
-                result = await client.call_tool(tool, arguments)
-                samples.append((time.perf_counter() - started) * 1000)
+                result = await client.call_tool(cases[i]["tool"], cases[i]["arguments"])
+                s = samples[i]
+                s["client"].append((time.perf_counter() - started) * 1000)
                 if result.is_error:
-                    raise SystemExit(f"{tool} failed: {result.structured_content}")
-            label = tool if tool != "get_sales" else f"get_sales days={arguments['days']}"
-            rows.append(
-                {
-                    "tool": label,
-                    "calls": calls,
-                    "median_ms": round(statistics.median(samples), 2),
-                    "p99_ms": round(percentile(samples, 0.99), 2),
-                }
-            )
-    return rows
+                    raise SystemExit(f"{cases[i]} failed: {result.content}")
+                s["server"].append(float((result.meta or {}).get("duration_ms", "nan")))
+                s["queries"].append(len(spent))
+                s["store"].append(sum(spent))
+    return [_row(case, samples[i]) for i, case in enumerate(cases)]
+
+
+def _row(case: dict[str, Any], s: dict[str, list[float]]) -> dict[str, Any]:
+    return {
+        "tool": case["tool"],
+        "size": case["size"],
+        "period": case["period"],
+        "median_ms": round(statistics.median(s["client"]), 2),
+        "p99_ms": round(percentile(s["client"], 99), 2),
+        "server_ms": round(statistics.median(s["server"]), 2),
+        "store_ms": round(statistics.median(s["store"]), 2),
+        "queries": max(s["queries"]),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=None)
-    parser.add_argument("--calls", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=9)
+    parser.add_argument("--tools", default="")
+    parser.add_argument("--sizes", default="large,median,small")
+    parser.add_argument("--setting", action="append", default=[])
     ns = parser.parse_args()
     configure_logging("WARNING")
     settings = Settings()
     store = open_store(ns.store or settings.store, database=settings.database)
-    merchant_id = str(store.query(BUSIEST)[0][0])
-    orders = store.query("SELECT count() FROM orders FINAL")[0][0]
+    merchants = pick(store)
+    end: date = store.query(_LAST_DAY)[0][0]
+    tools, sizes = set(filter(None, ns.tools.split(","))), set(ns.sizes.split(","))
+    cases = [
+        c
+        for c in build_cases(merchants, end)
+        if c["kind"] == "merchant" and c["size"] in sizes and (not tools or c["tool"] in tools)
+    ]
+    spent = timed_store(store, dict(pair.split("=", 1) for pair in ns.setting))
     server = build_server(
         settings, store, principal_resolver=fixed_principal(Principal.parse("admin"))
     )
-    rows = anyio.run(measure, server, merchant_id, ns.calls)
+    rows = anyio.run(measure, server, cases, ns.calls, spent)
     store.close()
 
-    report = {"at": datetime.now(UTC).isoformat(), "orders": orders, "results": rows}
-    lines = [f"Tool latency, in-memory MCP client, NullCache, {orders} orders", ""]
-    lines += ["| tool | calls | median ms | p99 ms |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['tool']} | {r['calls']} | {r['median_ms']} | {r['p99_ms']} |" for r in rows]
+    head = "| tool | size | period | median ms | p99 ms | in server | store ms | queries |"
+    lines = [f"Merchant tools, in-memory MCP client, NullCache, {ns.calls} rounds", ""]
+    lines += [head, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| {r['tool']} | {r['size']} | {r['period']} | {r['median_ms']} | {r['p99_ms']} "
+        f"| {r['server_ms']} | {r['store_ms']} | {r['queries']} |"
+        for r in rows
+    ]
+    pooled = [r["median_ms"] for r in rows]
+    lines += ["", f"median of case medians: {statistics.median(pooled):.1f} ms"]
     print("\n".join(lines))
     OUT.mkdir(exist_ok=True)
+    report = {"at": datetime.now(UTC).isoformat(), "results": rows}
     (OUT / "tool_latency.json").write_text(json.dumps(report, indent=2))
     (OUT / "tool_latency.md").write_text("\n".join(lines) + "\n")
     return 0

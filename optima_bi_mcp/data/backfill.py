@@ -22,7 +22,7 @@ from loguru import logger
 from optima_bi_mcp.data.tables import TABLES, SourceTable
 from optima_bi_mcp.errors import SourceError
 from optima_bi_mcp.store.client import Store
-from optima_bi_mcp.store.rollups import compact, rebuild_merchant_daily
+from optima_bi_mcp.store.rollups import compact, rebuild_rollups
 
 log = logger.bind(module=__name__)
 
@@ -64,7 +64,7 @@ def backfill(store: Store, source_dsn: str, progress: Progress | None = None) ->
 
     for table in TABLES:
         report.removed[table.name] = _remove_vanished(store, table, report.version)
-    rebuild_merchant_daily(store)
+    rebuild_rollups(store)
     compact(store)
     log.info("backfill done version={} rows={}", report.version, sum(report.rows.values()))
     return report

@@ -22,7 +22,7 @@ from optima_bi_mcp.data.synth import DatasetPlan, SeedSpec, plan_dataset, subscr
 from optima_bi_mcp.data.tables import BY_NAME, TABLES
 from optima_bi_mcp.errors import InvalidArgumentError
 from optima_bi_mcp.store.client import Store
-from optima_bi_mcp.store.rollups import compact, rebuild_merchant_daily
+from optima_bi_mcp.store.rollups import compact, rebuild_rollups
 
 log = logger.bind(module=__name__)
 
@@ -66,7 +66,7 @@ def seed_store(store: Store, spec: SeedSpec, progress: StepProgress | None = Non
     _generate(store, plan, progress)
 
     _step(progress, "rollups")
-    rebuild_merchant_daily(store)
+    rebuild_rollups(store)
     compact(store)
     report = SeedReport(spec=spec, rows=_counts(store), seconds=time.perf_counter() - started)
     log.info(

@@ -1,7 +1,10 @@
 """Customer facts as of T and the segments built on them (METRICS.md, "Customer facts").
 
 A customer is lower(trim(customer_email)) within one merchant; its facts come
-from the merchant's counted orders created before T.
+from the merchant's counted orders created before T. When the merchant has no
+counted order at or after T (T is now, or the end of today, as most questions
+ask), those are all its orders and the `customer_facts` rollup answers; for an
+earlier T the orders are read.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from optima_bi_mcp.metrics.pagination import decode_cursor, page
 from optima_bi_mcp.metrics.periods import local_midnight, resolve_period, zone
 from optima_bi_mcp.metrics.scope import (
     COUNTED,
-    CUSTOMER_SQL,
+    CUSTOMER_KEY,
     instant,
     merchant_info,
     period_out,
@@ -31,16 +34,17 @@ from optima_bi_mcp.metrics.scope import (
 )
 from optima_bi_mcp.store.client import Store
 
-# Per customer, over counted orders before T; `in_period` counts those at or after `start`.
+# Per customer, over counted orders before T; `in_period` counts those at or after
+# `start`. Grouped by the customer's key; its text is computed once per customer.
 _FACTS_SQL = f"""
-SELECT {CUSTOMER_SQL} AS email,
+SELECT lowerUTF8(trimBoth(any(customer_email))) AS email,
        min(created_at) AS first_order_at, max(created_at) AS last_order_at,
        count() AS orders_count, sum(amount_total) AS ltv,
        countIf(created_at >= {{start:DateTime64(6, 'UTC')}}) AS in_period
 FROM orders FINAL
 WHERE merchant_id = {{merchant:UUID}} AND created_at < {{end:DateTime64(6, 'UTC')}}
   AND {COUNTED}
-GROUP BY email
+GROUP BY {CUSTOMER_KEY}
 """
 
 SUMMARY_SQL = f"""
@@ -63,6 +67,40 @@ CHURNED_TOTAL_SQL = "SELECT count() " + _CHURNED
 # only a page past the end needs CHURNED_TOTAL_SQL.
 CHURNED_PAGE_SQL = f"""
 SELECT email, last_order_at, orders_count, ltv, count() OVER () AS total {_CHURNED}
+ORDER BY ltv DESC, email ASC
+LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+"""
+
+# The same answers from `customer_facts` (0006_customer_facts.sql), which holds
+# every customer's facts over all counted orders: they are the facts as of T
+# whenever the merchant has no counted order at or after T, which `newest` (the
+# merchant's last counted order) tells. With every order before T, "an order in
+# [start, T)" is last_order_at >= start.
+ROLLUP_SUMMARY_SQL = """
+SELECT count(),
+       countIf(first_order_at >= {start:DateTime64(6, 'UTC')}),
+       countIf(last_order_at >= {start:DateTime64(6, 'UTC')} AND orders_count >= 2),
+       countIf(last_order_at < {churn_before:DateTime64(6, 'UTC')}),
+       countIf(ltv > 0),
+       countIf(orders_count >= 2),
+       sum(ltv),
+       max(last_order_at)
+FROM customer_facts FINAL
+WHERE merchant_id = {merchant:UUID}
+"""
+
+_NEWEST = """
+(SELECT max(last_order_at) FROM merchant_monthly FINAL WHERE merchant_id = {merchant:UUID})
+"""
+NEWEST_SQL = "SELECT " + _NEWEST
+_ROLLUP_CHURNED = """
+FROM customer_facts FINAL
+WHERE merchant_id = {merchant:UUID} AND last_order_at < {churn_before:DateTime64(6, 'UTC')}
+"""
+ROLLUP_CHURNED_TOTAL_SQL = "SELECT count() " + _ROLLUP_CHURNED
+ROLLUP_CHURNED_PAGE_SQL = f"""
+SELECT email, last_order_at, orders_count, ltv, count() OVER () AS total, {_NEWEST} AS newest
+{_ROLLUP_CHURNED}
 ORDER BY ltv DESC, email ASC
 LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
 """
@@ -91,8 +129,10 @@ def customer_summary(
     params = period_params(merchant_id, period)
     params["churn_before"] = instant(period.end - args.churn_days * DAY)
 
-    row = store.query(SUMMARY_SQL, params)[0]
-    customers, new, repeat, churned, paying, returning, ltv = row
+    row = store.query(ROLLUP_SUMMARY_SQL, params)[0]
+    if _after(row[-1], period.end):
+        row = store.query(SUMMARY_SQL, params)[0]
+    customers, new, repeat, churned, paying, returning, ltv = row[:7]
     return CustomerSummaryResult(
         period=period_out(period),
         customers=int(customers),
@@ -128,12 +168,17 @@ def churned_customers(
         "churn_before": instant(t - args.churn_days * DAY),
     }
     page_params = params | {"limit": args.limit + 1, "offset": offset}
-    found = store.query(CHURNED_PAGE_SQL, page_params)
+    found = store.query(ROLLUP_CHURNED_PAGE_SQL, page_params)
+    total_sql = ROLLUP_CHURNED_TOTAL_SQL
+    newest = found[0][-1] if found else store.query(NEWEST_SQL, params)[0][0]
+    if _after(newest, t):
+        found = store.query(CHURNED_PAGE_SQL, page_params)
+        total_sql = CHURNED_TOTAL_SQL
     if found:
-        total = int(found[0][-1])
+        total = int(found[0][4])
     else:
-        total = int(store.query(CHURNED_TOTAL_SQL, params)[0][0]) if offset else 0
-    rows, next_cursor = page([row[:-1] for row in found], offset, args.limit, query)
+        total = int(store.query(total_sql, params)[0][0]) if offset else 0
+    rows, next_cursor = page([row[:4] for row in found], offset, args.limit, query)
     return ChurnedCustomersResult(
         as_of=t,
         churn_days=args.churn_days,
@@ -142,6 +187,11 @@ def churned_customers(
         items=[_churned(row, t) for row in rows],
         next_cursor=next_cursor,
     )
+
+
+def _after(newest: datetime | None, t: datetime) -> bool:
+    """True when the merchant has a counted order at or after T (so the rollup cannot answer)."""
+    return newest is not None and utc(newest) >= t
 
 
 def _churned(row: tuple[Any, ...], t: datetime) -> ChurnedCustomer:

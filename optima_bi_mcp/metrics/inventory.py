@@ -22,7 +22,13 @@ from optima_bi_mcp.metrics.models import (
 )
 from optima_bi_mcp.metrics.numbers import ratio
 from optima_bi_mcp.metrics.pagination import decode_cursor, page
-from optima_bi_mcp.metrics.scope import COUNTED_ORDER_IDS, instant, merchant_info
+from optima_bi_mcp.metrics.scope import (
+    COUNTED_ORDER_IDS,
+    EDGE_ITEMS,
+    instant,
+    merchant_orders_since,
+    utc_midnight,
+)
 from optima_bi_mcp.store.client import Store
 
 STATES: Final[tuple[InventoryState, ...]] = ("out", "low", "overstock", "healthy")
@@ -30,19 +36,38 @@ WINDOW = timedelta(days=30)
 
 # One row per active product; `state` is the index of its status in STATES,
 # which is also the order the list is sorted in.
-_PRODUCTS = f"""
-WITH sold AS (
+# Units sold per product in the window: from the items of its counted orders, or
+# (for a merchant with many orders, where reading every item costs most) from
+# `product_daily` for the window's whole UTC days plus the day item lists of its
+# two partial days.
+_SOLD = {
+    "orders": f"""
     SELECT product_id, sum(quantity) AS units
     FROM order_items FINAL
     WHERE merchant_id = {{merchant:UUID}}
       AND order_id IN ({COUNTED_ORDER_IDS})
     GROUP BY product_id
-),
+    """,
+    "days": f"""
+    SELECT product_id, sum(quantity) AS units
+    FROM (
+        SELECT product_id, quantity FROM product_daily FINAL
+        WHERE merchant_id = {{merchant:UUID}}
+          AND day >= toDate({{days_start:DateTime64(6, 'UTC')}})
+          AND day < toDate({{days_end:DateTime64(6, 'UTC')}})
+        UNION ALL
+        SELECT t.product_id, t.quantity {EDGE_ITEMS}
+    )
+    GROUP BY product_id
+    """,
+}
+_PRODUCTS = """
+WITH sold AS ({sold}),
 stock AS (
     SELECT p.id AS id, p.sku AS sku, p.name AS name,
            toInt64(p.stock_quantity) AS stock, toInt64(p.low_stock_threshold) AS threshold,
            toInt64(s.units) AS units
-    FROM (SELECT * FROM products FINAL WHERE merchant_id = {{merchant:UUID}}) AS p
+    FROM (SELECT * FROM products FINAL WHERE merchant_id = {merchant:UUID}) AS p
     LEFT JOIN sold AS s ON s.product_id = p.id
     WHERE p.status = 'active'
 ),
@@ -56,18 +81,16 @@ states AS (
            ) AS state,
            greatest(
                0,
-               intDiv(units * ({{lead:UInt32}} + {{cover:UInt32}}) + 29, 30) - stock
+               intDiv(units * ({lead:UInt32} + {cover:UInt32}) + 29, 30) - stock
            ) AS reorder
     FROM stock
 )
 """
 
-COUNTS_SQL = _PRODUCTS + "SELECT state, count() FROM states GROUP BY state"
+_COUNTS = "SELECT state, count() FROM states GROUP BY state"
 # The counts of every status ride on each row of the page (the window sees every
 # active product, before the status filter); only an empty page needs COUNTS_SQL.
-PAGE_SQL = (
-    _PRODUCTS
-    + """
+_PAGE = """
 SELECT id, sku, name, stock, units, state, reorder, counts FROM (
     SELECT id, sku, name, stock, units, state, reorder,
            [countIf(state = 0) OVER (), countIf(state = 1) OVER (),
@@ -78,7 +101,10 @@ WHERE {state:Int8} < 0 OR state = {state:Int8}
 ORDER BY state ASC, reorder DESC, sku ASC
 LIMIT {limit:UInt32} OFFSET {offset:UInt32}
 """
-)
+COUNTS_SQL = {source: _PRODUCTS.replace("{sold}", sold) + _COUNTS for source, sold in _SOLD.items()}
+PAGE_SQL = {source: _PRODUCTS.replace("{sold}", sold) + _PAGE for source, sold in _SOLD.items()}
+# Above this many counted orders in the months the window spans, the rollups answer faster.
+ROLLUP_MIN_ORDERS = 20_000
 
 
 def inventory_status(
@@ -91,25 +117,29 @@ def inventory_status(
     counts every active product of the merchant by status, so one call shows
     both the page asked for and the whole picture.
     """
-    merchant_info(store, merchant_id)
+    _, orders = merchant_orders_since(store, merchant_id, now - WINDOW)
+    source = "days" if orders > ROLLUP_MIN_ORDERS else "orders"
     query = args.model_dump(mode="json", exclude={"cursor", "limit"})
     offset = decode_cursor(args.cursor, query)
     params = {
         "merchant": str(merchant_id),
         "start": instant(now - WINDOW),
         "end": instant(now),
+        # The window's whole UTC days come from product_daily, its two edges from item lists.
+        "days_start": instant(utc_midnight(now - WINDOW, up=True)),
+        "days_end": instant(utc_midnight(now)),
         "lead": args.lead_time_days,
         "cover": args.cover_days,
     }
 
     state = STATES.index(args.status) if args.status else -1
     page_params = params | {"state": state, "limit": args.limit + 1, "offset": offset}
-    found = store.query(PAGE_SQL, page_params)
+    found = store.query(PAGE_SQL[source], page_params)
     counts = dict.fromkeys(STATES, 0)
     if found:
         counts.update(zip(STATES, map(int, found[0][-1]), strict=True))
     else:
-        for status, count in store.query(COUNTS_SQL, params):
+        for status, count in store.query(COUNTS_SQL[source], params):
             counts[STATES[int(status)]] = int(count)
     rows, next_cursor = page([row[:-1] for row in found], offset, args.limit, query)
     return InventoryStatusResult(

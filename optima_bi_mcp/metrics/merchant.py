@@ -35,13 +35,16 @@ from optima_bi_mcp.metrics.periods import Period, bucket_starts, local_midnight,
 from optima_bi_mcp.metrics.scope import (
     COUNTED,
     COUNTED_ORDER_IDS,
-    CUSTOMER_SQL,
+    CUSTOMER_KEY,
+    EDGE_ITEMS,
     exact,
     instant,
     merchant_info,
+    merchant_orders_since,
     period_out,
     period_params,
     quotient,
+    utc_midnight,
 )
 from optima_bi_mcp.store.client import Store
 
@@ -57,6 +60,11 @@ __all__ = [
 log = logger.bind(module=__name__)
 
 _ZEROS: tuple[Any, ...] = (0, 0, 0, 0)
+# Above this many counted orders in the months a sales question spans, the rollups
+# answer faster than the orders (measured at 10M orders: the largest merchant's
+# 14 days, about 45k orders, read in 21 ms from orders and 26 ms from rollups;
+# its 60 days in 47 and 39 ms; its two years in 350 and 210 ms).
+ROLLUP_MIN_ORDERS = 100_000
 
 # The key of each bucket, cut in the period's zone. Day, week and month keys are
 # local dates (turned into the UTC instant of their local midnight in Python);
@@ -95,21 +103,98 @@ FROM (
 WINDOW period AS (PARTITION BY current)
 """
 SALES_SQL = {
-    bucket: _SALES_SQL.format(key=key, customer=CUSTOMER_SQL, counted=COUNTED)
+    bucket: _SALES_SQL.format(key=key, customer=CUSTOMER_KEY, counted=COUNTED)
     for bucket, key in _BUCKET_KEYS.items()
+}
+
+# The same rows for a period cut in UTC into day, week or month buckets, from the
+# rollups of its whole UTC days (`merchant_daily` for the sums,
+# `merchant_day_customers` for the customers) plus the orders of the partial days
+# at the edges of [previous start, end). In UTC the period starts at a midnight,
+# so a day is current exactly when it is on or after the period's first day.
+_DAY_BUCKET_KEYS = {"day": "d", "week": "toMonday(d)", "month": "toStartOfMonth(d)"}
+_SALES_DAYS_SQL = """
+SELECT bucket, current, revenue, orders, finalizeAggregation(customers), fees,
+       sum(revenue) OVER period, sum(orders) OVER period,
+       uniqExactArrayMerge(customers) OVER period, sum(fees) OVER period
+FROM (
+    SELECT if(current, {key}, NULL) AS bucket,
+           d >= toDate({{start:DateTime64(6, 'UTC')}}) AS current,
+           sum(revenue) AS revenue, sum(orders) AS orders,
+           uniqExactArrayState(customers) AS customers, sum(fees) AS fees
+    FROM (
+        SELECT day AS d, gmv AS revenue, orders, platform_fees AS fees,
+               CAST([], 'Array(UInt128)') AS customers
+        FROM merchant_daily FINAL
+        WHERE merchant_id = {{merchant:UUID}}
+          AND day >= toDate({{days_start:DateTime64(6, 'UTC')}})
+          AND day < toDate({{days_end:DateTime64(6, 'UTC')}})
+        UNION ALL
+        SELECT day, toDecimal128(0, 2), toUInt64(0), toDecimal128(0, 2),
+               customers.key
+        FROM merchant_day_customers FINAL
+        WHERE merchant_id = {{merchant:UUID}}
+          AND day >= toDate({{days_start:DateTime64(6, 'UTC')}})
+          AND day < toDate({{days_end:DateTime64(6, 'UTC')}})
+        UNION ALL
+        SELECT toDate(created_at), toDecimal128(amount_total, 2), toUInt64(1),
+               toDecimal128(platform_fee, 2), [{customer}]
+        FROM orders FINAL
+        WHERE merchant_id = {{merchant:UUID}}
+          AND ((created_at >= {{previous:DateTime64(6, 'UTC')}}
+                AND created_at < {{days_start:DateTime64(6, 'UTC')}})
+            OR (created_at >= {{days_end:DateTime64(6, 'UTC')}}
+                AND created_at < {{end:DateTime64(6, 'UTC')}}))
+          AND {counted}
+    )
+    GROUP BY current, bucket
+)
+WINDOW period AS (PARTITION BY current)
+"""
+SALES_DAYS_SQL = {
+    bucket: _SALES_DAYS_SQL.format(key=key, customer=CUSTOMER_KEY, counted=COUNTED)
+    for bucket, key in _DAY_BUCKET_KEYS.items()
+}
+
+# Product sales of a period, from one of three sources: the items of the period's
+# counted orders; the `product_daily` rollup (0007_product_daily.sql) when the
+# period is whole UTC days; or that rollup for its whole UTC days plus the
+# `merchant_day_items` lists (0008) of the partial days at its edges. An order
+# lies in one day, so distinct orders per product add up across the parts.
+_ITEM_SALES = f"""
+SELECT product_id, sum(amount) AS revenue, sum(quantity) AS quantity,
+       uniqExact(order_id) AS orders
+FROM order_items FINAL
+WHERE merchant_id = {{merchant:UUID}} AND order_id IN ({COUNTED_ORDER_IDS})
+GROUP BY product_id
+"""
+_DAY_SALES = """
+SELECT product_id, revenue, quantity, orders FROM product_daily FINAL
+WHERE merchant_id = {merchant:UUID}
+  AND day >= toDate({days_start:DateTime64(6, 'UTC')})
+  AND day < toDate({days_end:DateTime64(6, 'UTC')})
+"""
+_EDGE_SALES = f"""
+SELECT t.product_id AS product_id, sum(t.amount) AS revenue, sum(t.quantity) AS quantity,
+       uniqExact(t.order_id) AS orders
+{EDGE_ITEMS}
+GROUP BY product_id
+"""
+_SUMMED = """
+SELECT product_id, sum(revenue) AS revenue, sum(quantity) AS quantity, sum(orders) AS orders
+FROM ({parts})
+GROUP BY product_id
+"""
+SALES_SOURCES = {
+    "orders": _ITEM_SALES,
+    "days": _SUMMED.format(parts=_DAY_SALES),
+    "days_and_edges": _SUMMED.format(parts=_DAY_SALES + "UNION ALL" + _EDGE_SALES),
 }
 
 # The page is cut before the JOIN to products, so only its rows are looked up;
 # `total` (the revenue of all products) rides on every row of the page.
 _PRODUCT_SALES_SQL = """
-WITH sales AS (
-    SELECT product_id, sum(amount) AS revenue, sum(quantity) AS quantity,
-           uniqExact(order_id) AS orders
-    FROM order_items FINAL
-    WHERE merchant_id = {{merchant:UUID}}
-      AND order_id IN ({counted_ids})
-    GROUP BY product_id
-),
+WITH sales AS ({sales}),
 ranked AS (
     SELECT product_id, revenue, quantity, orders, sum(revenue) OVER () AS total
     FROM sales AS s
@@ -125,15 +210,14 @@ ORDER BY {order}, toString(s.product_id) ASC
 """
 # Ties between products go to the id's canonical text, not ClickHouse's UUID order.
 TOP_PRODUCTS_SQL = {
-    by: _PRODUCT_SALES_SQL.format(order=f"s.{by} DESC", counted_ids=COUNTED_ORDER_IDS)
+    (by, source): _PRODUCT_SALES_SQL.format(order=f"s.{by} DESC", sales=sales)
     for by in ("revenue", "quantity")
+    for source, sales in SALES_SOURCES.items()
 }
 
-TOTAL_ITEM_REVENUE_SQL = f"""
-SELECT sum(amount) FROM order_items FINAL
-WHERE merchant_id = {{merchant:UUID}}
-  AND order_id IN ({COUNTED_ORDER_IDS})
-"""
+TOTAL_ITEM_REVENUE_SQL = {
+    source: f"SELECT sum(revenue) FROM ({sales})" for source, sales in SALES_SOURCES.items()
+}
 
 
 def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime) -> SalesResult:
@@ -144,13 +228,14 @@ def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime
     the same length ending where this one starts; `growth_pct` is null where
     the previous figure is 0.
     """
-    _, currency = merchant_info(store, merchant_id)
     period = _period(args, 7, now)
+    currency, orders = merchant_orders_since(store, merchant_id, period.previous().start)
     starts = bucket_starts(period, args.bucket)
 
     params = period_params(merchant_id, period)
     params["previous"] = instant(period.previous().start)
-    by_start, totals = _sales_rows(store, params, period, args.bucket)
+    sql = _sales_sql(period, args.bucket, params) if orders > ROLLUP_MIN_ORDERS else None
+    by_start, totals = _sales_rows(store, sql, params, period, args.bucket)
     series = [_bucket(start, by_start.get(start)) for start in starts]
     log.debug("get_sales bucket={} buckets={} filled={}", args.bucket, len(starts), len(by_start))
 
@@ -177,13 +262,26 @@ def _period(args: Any, default_days: int, now: datetime) -> Period:
     )
 
 
+def _sales_sql(period: Period, bucket: str, params: dict[str, Any]) -> str:
+    """The rollup query when the period is cut in UTC by days or longer, else the orders one.
+
+    Adds the whole UTC days of [previous start, end) to `params` for the rollup query.
+    """
+    days_start = utc_midnight(period.previous().start, up=True)
+    days_end = utc_midnight(period.end)
+    if period.timezone != "UTC" or bucket not in SALES_DAYS_SQL or days_start >= days_end:
+        return SALES_SQL[bucket]
+    params["days_start"], params["days_end"] = instant(days_start), instant(days_end)
+    return SALES_DAYS_SQL[bucket]
+
+
 def _sales_rows(
-    store: Store, params: dict[str, Any], period: Period, bucket: str
+    store: Store, sql: str | None, params: dict[str, Any], period: Period, bucket: str
 ) -> tuple[dict[datetime, tuple[Any, ...]], dict[bool, tuple[Any, ...]]]:
     """The series rows keyed by the bucket's UTC start, and the totals keyed by `current`."""
     by_start: dict[datetime, tuple[Any, ...]] = {}
     totals: dict[bool, tuple[Any, ...]] = {True: _ZEROS, False: _ZEROS}
-    for key, current, *figures in store.query(SALES_SQL[bucket], params):
+    for key, current, *figures in store.query(sql or SALES_SQL[bucket], params):
         totals[bool(current)] = tuple(figures[4:])
         if not current:
             continue
@@ -238,11 +336,13 @@ def top_products(
     offset = decode_cursor(args.cursor, query)
 
     params = period_params(merchant_id, period) | {"limit": args.limit + 1, "offset": offset}
-    rows = store.query(TOP_PRODUCTS_SQL[args.sort_by], params)
+    source = _sales_source(period, params)
+    rows = store.query(TOP_PRODUCTS_SQL[args.sort_by, source], params)
     if rows:
         total = exact(rows[0][-1])
     else:  # a page past the end (or no sales): the total needs its own query
-        total = exact(store.query(TOTAL_ITEM_REVENUE_SQL, params)[0][0]) if offset else exact(0)
+        sql = TOTAL_ITEM_REVENUE_SQL[source]
+        total = exact(store.query(sql, params)[0][0]) if offset else exact(0)
     items, next_cursor = page([row[:-1] for row in rows], offset, args.limit, query)
     log.debug("top_products sort_by={} offset={} rows={}", args.sort_by, offset, len(items))
     return TopProductsResult(
@@ -253,6 +353,16 @@ def top_products(
         items=[_top_product(row, total) for row in items],
         next_cursor=next_cursor,
     )
+
+
+def _sales_source(period: Period, params: dict[str, Any]) -> str:
+    """Which product sales source answers the period; adds the whole UTC days it spans."""
+    days_start = utc_midnight(period.start, up=True)
+    days_end = utc_midnight(period.end)
+    if days_start >= days_end:
+        return "orders"
+    params["days_start"], params["days_end"] = instant(days_start), instant(days_end)
+    return "days" if (days_start, days_end) == (period.start, period.end) else "days_and_edges"
 
 
 def _top_product(row: tuple[Any, ...], total: Any) -> TopProduct:

@@ -6,7 +6,7 @@ start with it) and reads the latest state with `FINAL`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,6 +19,9 @@ from optima_bi_mcp.store.rollups import COUNTED_SQL
 
 # The customer of METRICS.md: lower(trim(customer_email)) within one merchant.
 CUSTOMER_SQL = "lowerUTF8(trimBoth(customer_email))"
+# The same customer as its 128-bit hash, stored with every order (0005_orders_layout.sql):
+# what counting and grouping customers use, so no query lower-cases every e-mail.
+CUSTOMER_KEY = "customer_key"
 COUNTED = COUNTED_SQL
 
 # Ids of the merchant's counted orders created in [start, end): items are
@@ -31,8 +34,32 @@ COUNTED_ORDER_IDS = f"""
       AND {COUNTED}
 """
 
+# The items of the merchant's counted orders created in [start, days_start) or
+# [days_end, end): the partial days around whole UTC days [days_start, days_end),
+# from the day lists of `merchant_day_items` (0008_merchant_day_items.sql).
+EDGE_ITEMS = """
+FROM merchant_day_items FINAL ARRAY JOIN items AS t
+WHERE merchant_id = {merchant:UUID}
+  AND day >= toDate({start:DateTime64(6, 'UTC')}) AND day <= toDate({end:DateTime64(6, 'UTC')})
+  AND (day < toDate({days_start:DateTime64(6, 'UTC')})
+       OR day >= toDate({days_end:DateTime64(6, 'UTC')}))
+  AND ((t.created_at >= {start:DateTime64(6, 'UTC')}
+        AND t.created_at < {days_start:DateTime64(6, 'UTC')})
+    OR (t.created_at >= {days_end:DateTime64(6, 'UTC')}
+        AND t.created_at < {end:DateTime64(6, 'UTC')}))
+"""
+
 _MERCHANT_SQL = """
 SELECT name, currency FROM merchants FINAL WHERE id = {merchant:UUID}
+"""
+
+
+_MERCHANT_ORDERS_SQL = """
+SELECT currency, (
+    SELECT sum(orders) FROM merchant_monthly FINAL
+    WHERE merchant_id = {merchant:UUID} AND month >= toStartOfMonth({since:Date})
+)
+FROM merchants FINAL WHERE id = {merchant:UUID}
 """
 
 
@@ -43,6 +70,27 @@ def merchant_info(store: Store, merchant_id: UUID) -> tuple[str, str]:
         raise NotFoundError(f"no merchant with id {merchant_id}", argument="merchant_id")
     name, currency = rows[0]
     return str(name), str(currency)
+
+
+def merchant_orders_since(store: Store, merchant_id: UUID, since: datetime) -> tuple[str, int]:
+    """The merchant's currency and its counted orders from the month of `since` on.
+
+    The count (from `merchant_monthly`, so one small read) lets a metric pick the
+    cheaper way to answer: a small merchant's orders read faster than rollups.
+    NOT_FOUND naming `merchant_id` if the merchant does not exist.
+    """
+    params = {"merchant": str(merchant_id), "since": since.astimezone(UTC).date()}
+    rows = store.query(_MERCHANT_ORDERS_SQL, params)
+    if not rows:
+        raise NotFoundError(f"no merchant with id {merchant_id}", argument="merchant_id")
+    currency, orders = rows[0]
+    return str(currency), int(orders or 0)
+
+
+def utc_midnight(value: datetime, *, up: bool = False) -> datetime:
+    """The UTC midnight at or before `value` (at or after it with `up`)."""
+    midnight = datetime.combine(value.astimezone(UTC).date(), time(), tzinfo=UTC)
+    return midnight + timedelta(days=1) if up and midnight < value else midnight
 
 
 def instant(value: datetime) -> str:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optima_bi_mcp.errors import InvalidArgumentError
+from optima_bi_mcp.metrics import merchant as merchant_metrics
 from optima_bi_mcp.metrics.merchant import get_sales
 from optima_bi_mcp.metrics.models import GetSalesArgs
 from tests.metrics.compare import as_json, project
@@ -45,6 +46,22 @@ def _check(ds: Any, source: Any, role: str, args: dict[str, Any]) -> None:
         assert (exc.details["argument"], len(expected["series"]) > 400) == ("bucket", True)
         return
     assert project(got, expected) == expected
+
+
+@pytest.mark.parametrize("bucket", ["day", "week", "month"])
+@pytest.mark.parametrize("period", PERIODS, ids=repr)
+@pytest.mark.parametrize("role", ["edge", "large", "medium", "empty"])
+def test_daily_rollup_answers_match_oracle(
+    metric_dataset: Any,
+    source: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    role: str,
+    period: dict[str, Any],
+    bucket: str,
+) -> None:
+    """From the daily rollups plus edge orders (as for large merchants), UTC series match."""
+    monkeypatch.setattr(merchant_metrics, "ROLLUP_MIN_ORDERS", -1)
+    _check(metric_dataset, source, role, {**period, "timezone": "UTC", "bucket": bucket})
 
 
 @pytest.mark.parametrize("bucket", BUCKETS)
