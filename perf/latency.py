@@ -245,11 +245,25 @@ def agreement(dsn: str, cases: list[Case], answers: dict[int, Any]) -> None:
             if case.kind == "identity" or case.error or not isinstance(answer, dict):
                 continue
             try:
-                expected = oracle_call(conn, case, datetime.now(UTC))
+                expected = oracle_call(conn, case, answered_at(case, answer))
             except Exception as exc:
                 case.error = f"oracle error: {type(exc).__name__}: {str(exc)[:200]}"
                 continue
             case.agree = same_headline(answer, expected)
+
+
+# Tools whose windows end at the instant they read the clock, which their answer
+# gives as `as_of`: minutes later the same data gives other figures, so the oracle
+# is asked as of that instant (churned_customers' `as_of` comes from its arguments).
+AS_OF_IS_NOW = ("platform_merchants", "inventory_status")
+
+
+def answered_at(case: Case, answer: dict[str, Any]) -> datetime:
+    """The instant the oracle must answer as of: the tool's own `now` where it gave it."""
+    as_of = answer.get("as_of")
+    if case.tool in AS_OF_IS_NOW and isinstance(as_of, str):
+        return datetime.fromisoformat(as_of)
+    return datetime.now(UTC)
 
 
 # Keys that differ by when each side read the clock, not by the data.

@@ -117,42 +117,46 @@ def _growth(current: MonthTotals, before: MonthTotals) -> PlatformGrowth:
 
 # ---------------------------------------------------------------- platform_merchants
 
-_MERCHANTS = """
-SELECT id, toString(id) AS key, name, created_at FROM merchants FINAL
-WHERE created_at < {t:DateTime64(6, 'UTC')}
-"""
-
-# Whole days strictly between the edge days; edge days come from `orders`.
-_MERCHANT_DAYS = """
-SELECT merchant_id,
-       sumIf(orders, day > {d30:Date}), sumIf(gmv, day > {d30:Date}),
-       sumIf(gmv, day < {d30:Date}), max(last_order_at)
-FROM merchant_daily FINAL
-WHERE day > {d60:Date} AND day < {d0:Date} AND day != {d30:Date}
-GROUP BY merchant_id
-"""
-
-# Only last_order_at: the months before the current one.
-_MERCHANT_MONTHS = """
-SELECT merchant_id, 0, toDecimal128(0, 2), toDecimal128(0, 2), max(last_order_at)
-FROM merchant_monthly FINAL
-WHERE month < {m0:Date}
-GROUP BY merchant_id
-"""
-
-# The edge days, split at the window bounds from their lists of counted orders.
-_MERCHANT_EDGES = f"""
+# Every merchant with its figures as of t, in one query: the whole days strictly
+# between the edge days from `merchant_daily`, last_order_at of the months before
+# the current one from `merchant_monthly`, and the edge days (t's, t30's, t60's)
+# split at the window bounds from their lists of counted orders. Rollups are
+# filtered in PREWHERE on their sorting key: with FINAL a WHERE is applied after
+# merging whole granules (for the lists, many days' worth), and a condition on
+# the sorting key keeps or drops every version of a row together, so FINAL still
+# picks the latest one.
+_MERCHANTS = f"""
 WITH {instants("t", "t30", "t60")}
-SELECT merchant_id,
-       countIf(o.1 >= t30), sumIf(o.2, o.1 >= t30),
-       sumIf(o.2, o.1 >= t60 AND o.1 < t30), max(o.1)
-FROM (
-    SELECT merchant_id, orders FROM merchant_day_orders FINAL
-    WHERE day IN ({{d0:Date}}, {{d30:Date}}, {{d60:Date}})
-)
-ARRAY JOIN orders AS o
-WHERE o.1 < t
-GROUP BY merchant_id
+SELECT m.id, toString(m.id), m.name, m.created_at,
+       f.orders_30d, f.gmv_30d, f.gmv_prev_30d, f.last_order_at
+FROM (SELECT id, name, created_at FROM merchants FINAL WHERE created_at < t) AS m
+LEFT JOIN (
+    SELECT merchant_id, sum(n) AS orders_30d, sum(g) AS gmv_30d,
+           sum(g_prev) AS gmv_prev_30d, max(last) AS last_order_at
+    FROM (
+        SELECT merchant_id, sumIf(orders, day > {{d30:Date}}) AS n,
+               sumIf(gmv, day > {{d30:Date}}) AS g, sumIf(gmv, day < {{d30:Date}}) AS g_prev,
+               max(last_order_at) AS last
+        FROM merchant_daily FINAL
+        PREWHERE day > {{d60:Date}} AND day < {{d0:Date}} AND day != {{d30:Date}}
+        GROUP BY merchant_id
+        UNION ALL
+        SELECT merchant_id, 0, toDecimal128(0, 2), toDecimal128(0, 2), max(last_order_at)
+        FROM merchant_monthly FINAL PREWHERE month < {{m0:Date}}
+        GROUP BY merchant_id
+        UNION ALL
+        SELECT merchant_id, countIf(o.1 >= t30), sumIf(o.2, o.1 >= t30),
+               sumIf(o.2, o.1 >= t60 AND o.1 < t30), max(o.1)
+        FROM (
+            SELECT merchant_id, orders FROM merchant_day_orders FINAL
+            PREWHERE day IN ({{d0:Date}}, {{d30:Date}}, {{d60:Date}})
+        )
+        ARRAY JOIN orders AS o
+        WHERE o.1 < t
+        GROUP BY merchant_id
+    )
+    GROUP BY merchant_id
+) AS f ON f.merchant_id = m.id
 """
 
 
@@ -220,22 +224,21 @@ def platform_merchants(
 def merchant_figures(store: Store, now: datetime) -> list[MerchantFigures]:
     """Every merchant created before `now`, with its figures over the two 30-day windows."""
     t30, t60 = now - 30 * DAY, now - 60 * DAY
-    d0, d30, d60 = now.date(), t30.date(), t60.date()
-    merchants = {
-        row[0]: MerchantFigures(UUID(str(row[0])), row[1], row[2], utc(row[3]))
-        for row in store.query(_MERCHANTS, {"t": ts(now)})
+    params = {
+        "t": ts(now),
+        "t30": ts(t30),
+        "t60": ts(t60),
+        "d0": now.date(),
+        "d30": t30.date(),
+        "d60": t60.date(),
+        "m0": now.date().replace(day=1),
     }
-    days = store.query(_MERCHANT_DAYS, {"d0": d0, "d30": d30, "d60": d60})
-    months = store.query(_MERCHANT_MONTHS, {"m0": d0.replace(day=1)})
-    edges = store.query(
-        _MERCHANT_EDGES,
-        {"t": ts(now), "t30": ts(t30), "t60": ts(t60), "d0": d0, "d30": d30, "d60": d60},
-    )
-    for merchant_id, orders, gmv, gmv_prev, last in [*days, *months, *edges]:
-        figures = merchants.get(merchant_id)
-        if figures is not None:
-            figures.add(orders, gmv, gmv_prev, last)
-    return list(merchants.values())
+    figures = []
+    for merchant_id, key, name, created_at, *sums in store.query(_MERCHANTS, params):
+        one = MerchantFigures(UUID(str(merchant_id)), key, name, utc(created_at))
+        one.add(*sums)
+        figures.append(one)
+    return figures
 
 
 def _nulls_last_desc(value: Any) -> tuple[int, Any]:
@@ -277,30 +280,33 @@ def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> Platform
 
 # ---------------------------------------------------------------- platform_revenue
 
+# Fees of counted orders per UTC month, each stretch of the period from the
+# coarsest rollup that covers it, and transfers per status: the branches a period
+# needs are joined into one query (one planning, one round trip). Rollups are
+# filtered in PREWHERE on their sorting key, as in `_MERCHANTS`.
 _FEES_WHOLE_MONTHS = """
-SELECT month, sum(platform_fees) FROM merchant_monthly FINAL
-WHERE month IN {months:Array(Date)}
+SELECT 'fees', month, '', sum(platform_fees) FROM merchant_monthly FINAL
+PREWHERE month IN {months:Array(Date)}
 GROUP BY month
 """
 
 _FEES_WHOLE_DAYS = """
-SELECT toStartOfMonth(day) AS month, sum(platform_fees)
+SELECT 'fees', toStartOfMonth(day) AS month, '', sum(platform_fees)
 FROM merchant_daily FINAL
-WHERE (day >= {lo1:Date} AND day < {hi1:Date}) OR (day >= {lo2:Date} AND day < {hi2:Date})
+PREWHERE (day >= {lo1:Date} AND day < {hi1:Date}) OR (day >= {lo2:Date} AND day < {hi2:Date})
 GROUP BY month
 """
 
-_FEES_PARTIAL_DAY = f"""
-WITH {instants("lo", "hi")}
-SELECT sum(o.3)
-FROM (SELECT orders FROM merchant_day_orders FINAL WHERE day = {{day:Date}})
+_FEES_PARTIAL_DAY = """
+SELECT 'fees', toStartOfMonth({day:Date}), '', sum(o.3)
+FROM (SELECT orders FROM merchant_day_orders FINAL PREWHERE day = {day:Date})
 ARRAY JOIN orders AS o
-WHERE o.1 >= lo AND o.1 < hi
+WHERE o.1 >= {cut:DateTime64(6, 'UTC')} AND o.1 < {end:DateTime64(6, 'UTC')}
 """
 
 _TRANSFERS = """
-SELECT status, sum(amount) FROM transfers FINAL
-WHERE created_at >= {lo:DateTime64(6, 'UTC')} AND created_at < {hi:DateTime64(6, 'UTC')}
+SELECT 'transfers', toDate(0), toString(status), sum(amount) FROM transfers FINAL
+WHERE created_at >= {start:DateTime64(6, 'UTC')} AND created_at < {end:DateTime64(6, 'UTC')}
 GROUP BY status
 """
 
@@ -312,9 +318,8 @@ def platform_revenue(
     period = resolve_period(
         start=args.start, end=args.end, days=args.days, timezone="UTC", default_days=30, now=now
     )
-    fees = fees_by_month(store, period)
-    by_plan = subscriptions.revenue_by_plan(store, period)
-    transfers = transfers_by_status(store, period)
+    fees, transfers = fees_and_transfers(store, period)
+    by_plan = subscriptions.revenue_by_plan(subscriptions.billing_rows(store), period)
     with localcontext() as exact:
         # Subscription revenue has up to 60 significant digits; keep them all.
         exact.prec = 60
@@ -345,31 +350,47 @@ def platform_revenue(
     return result
 
 
-def fees_by_month(store: Store, period: Period) -> dict[date, Decimal]:
-    """Σ platform_fee of counted orders in the period, per UTC month it overlaps, in order."""
+def fees_and_transfers(
+    store: Store, period: Period
+) -> tuple[dict[date, Decimal], dict[str, Decimal]]:
+    """Σ platform_fee of counted orders per UTC month the period overlaps (in order),
+    and Σ amount of transfers created in the period per status (every status present)."""
     months: dict[date, Decimal] = {}
     month = period.start.date().replace(day=1)
     while midnight(month) < period.end:
         months[month] = Decimal(0)
         month = add_months(month, 1)
+    transfers = dict.fromkeys(TRANSFER_STATUSES, Decimal(0))
 
-    # Whole months, then the whole days around them; a period ending at `now`
-    # ends inside a day, split with that day's list of orders.
+    branches, params = _revenue_branches(period)
+    for kind, month_start, status, amount in store.query("\nUNION ALL\n".join(branches), params):
+        if kind == "fees":
+            months[month_start] += Decimal(amount)
+        else:
+            transfers[status] = transfers.get(status, Decimal(0)) + Decimal(amount)
+    return months, transfers
+
+
+def _revenue_branches(period: Period) -> tuple[list[str], dict[str, Any]]:
+    """The branches of the fees-and-transfers query this period needs, with their parameters.
+
+    Whole months, then the whole days around them; a period ending at `now` ends
+    inside a day, which is split with that day's list of orders.
+    """
     whole_end = period.end.date()
     inside, (head, tail) = split_months(period.start.date(), whole_end)
-    rows = store.query(_FEES_WHOLE_MONTHS, {"months": inside}) if inside else []
-    rows += store.query(
-        _FEES_WHOLE_DAYS, {"lo1": head[0], "hi1": head[1], "lo2": tail[0], "hi2": tail[1]}
-    )
-    for month_start, fees in rows:
-        months[month_start] += Decimal(fees)
+    branches = [_TRANSFERS]
+    params: dict[str, Any] = {"start": ts(period.start), "end": ts(period.end)}
+    if inside:
+        branches.append(_FEES_WHOLE_MONTHS)
+        params["months"] = inside
+    if head[0] < head[1] or tail[0] < tail[1]:
+        branches.append(_FEES_WHOLE_DAYS)
+        params.update(lo1=head[0], hi1=head[1], lo2=tail[0], hi2=tail[1])
     if period.end > midnight(whole_end):
-        partial = store.query(
-            _FEES_PARTIAL_DAY,
-            {"day": whole_end, "lo": ts(midnight(whole_end)), "hi": ts(period.end)},
-        )
-        months[whole_end.replace(day=1)] += Decimal(partial[0][0] or 0)
-    return months
+        branches.append(_FEES_PARTIAL_DAY)
+        params.update(day=whole_end, cut=ts(midnight(whole_end)))
+    return branches, params
 
 
 def split_months(
@@ -383,12 +404,3 @@ def split_months(
     if not inside:
         return [], ((lo, max(lo, hi)), (lo, lo))
     return inside, ((lo, inside[0]), (add_months(inside[-1], 1), hi))
-
-
-def transfers_by_status(store: Store, period: Period) -> dict[str, Decimal]:
-    """Σ amount of transfers created in the period, per status (every status present)."""
-    totals = dict.fromkeys(TRANSFER_STATUSES, Decimal(0))
-    rows = store.query(_TRANSFERS, {"lo": ts(period.start), "hi": ts(period.end)})
-    for status, amount in rows:
-        totals[status] = totals.get(status, Decimal(0)) + Decimal(amount)
-    return totals

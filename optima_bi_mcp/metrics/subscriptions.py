@@ -4,56 +4,82 @@ Amounts are summed as exact integers in "annual cents" (12 × the monthly amount
 in cents: amount × 1200 for `month` billing, amount × 100 for `year`), so a
 yearly price divided by 12 never leaves a remainder to round early. Money is
 rounded to the cent, half to even, only when the result is built.
+
+The table holds a few rows per merchant, so it is read whole in one plain query
+(instants as integer microseconds) and the definitions are applied in Python:
+on this engine a query's cost is mostly planning its expressions, and the
+per-merchant sums and movements cost more to plan than the rows cost to read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import NamedTuple
 
 from optima_bi_mcp.metrics.models import MrrByPlan, PlatformMrrArgs, PlatformMrrResult
 from optima_bi_mcp.metrics.numbers import money, ratio
 from optima_bi_mcp.metrics.periods import Period, month_bounds, parse_month
-from optima_bi_mcp.metrics.platform_sql import ts
 from optima_bi_mcp.store.client import Store
 
 PAID_PLANS = ("pro", "enterprise")
 SECONDS_PER_YEAR = 31_536_000
 MICROS = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Billing rows only: plan ≠ free and amount > 0. `billing_from` is where revenue starts.
-_BILLING_ROWS = """
-SELECT merchant_id, plan, canceled_at,
-       coalesce(trial_ends_at, started_at) AS billing_from,
-       toInt64(amount * 100) * if(billing_interval = 'month', 12, 1) AS annual_cents
+# Every subscription of the latest state, instants as microseconds since the epoch
+# and amounts in cents; which rows bill, and from when, is decided in `billing_rows`.
+_SUBSCRIPTIONS = """
+SELECT toString(merchant_id), plan, billing_interval, toInt64(amount * 100),
+       toUnixTimestamp64Micro(started_at), toUnixTimestamp64Micro(trial_ends_at),
+       toUnixTimestamp64Micro(canceled_at)
 FROM subscriptions FINAL
-WHERE plan != 'free' AND amount > 0
 """
 
-_MRR_PER_MERCHANT = f"""
-WITH {{s:DateTime64(6, 'UTC')}} AS s, {{e:DateTime64(6, 'UTC')}} AS e
-SELECT merchant_id,
-       sumIf(annual_cents, billing_from <= s AND ifNull(canceled_at > s, 1)),
-       sumIf(annual_cents, billing_from <= e AND ifNull(canceled_at > e, 1)),
-       sumIf(annual_cents, billing_from <= e AND ifNull(canceled_at > e, 1) AND plan = 'pro'),
-       sumIf(annual_cents,
-             billing_from <= e AND ifNull(canceled_at > e, 1) AND plan = 'enterprise'),
-       countIf(billing_from < s AND ifNull(canceled_at > billing_from, 1)) > 0
-FROM ({_BILLING_ROWS})
-GROUP BY merchant_id
-"""
 
-# Σ annual_cents × microseconds billing inside [lo, hi), per plan.
-_REVENUE_BY_PLAN = f"""
-WITH {{lo:DateTime64(6, 'UTC')}} AS lo, {{hi:DateTime64(6, 'UTC')}} AS hi
-SELECT plan,
-       sum(toInt128(annual_cents) * toInt128(greatest(toInt64(0),
-           toUnixTimestamp64Micro(least(ifNull(canceled_at, hi), hi))
-           - toUnixTimestamp64Micro(greatest(billing_from, lo)))))
-FROM ({_BILLING_ROWS})
-GROUP BY plan
-"""
+def micros(instant: datetime) -> int:
+    """An instant as integer microseconds since the Unix epoch, as the store gives them."""
+    return (instant.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+
+
+class Billing(NamedTuple):
+    """One paid subscription: billing from `billing_from` until `canceled_at` (µs)."""
+
+    merchant_id: str
+    plan: str
+    billing_from: int
+    canceled_at: int | None
+    annual_cents: int
+
+    def billing_at(self, t: int) -> bool:
+        """Billing at instant t (METRICS.md): started by t and not canceled by t."""
+        return self.billing_from <= t and (self.canceled_at is None or self.canceled_at > t)
+
+    def billed_before(self, s: int) -> bool:
+        """Billing at some instant before s: its first billing instant is before s."""
+        start = self.billing_from
+        return start < s and (self.canceled_at is None or self.canceled_at > start)
+
+    def micros_within(self, lo: int, hi: int) -> int:
+        """Microseconds it is billing inside [lo, hi)."""
+        end = hi if self.canceled_at is None else min(self.canceled_at, hi)
+        return max(0, end - max(self.billing_from, lo))
+
+
+def billing_rows(store: Store) -> list[Billing]:
+    """The subscriptions that can bill (plan ≠ free, amount > 0), from coalesce(trial_ends_at,
+    started_at), with their amount as annual cents (12 × monthly_amount × 100)."""
+    rows = []
+    for merchant, plan, interval, cents, started, trial_ends, canceled in store.query(
+        _SUBSCRIPTIONS
+    ):
+        if plan == "free" or cents <= 0:
+            continue
+        annual = cents * 12 if interval == "month" else cents
+        start = started if trial_ends is None else trial_ends
+        rows.append(Billing(merchant, plan, start, canceled, annual))
+    return rows
 
 
 def exact_dollars(units: int, divisor: int) -> Decimal:
@@ -106,18 +132,35 @@ class Movements:
             self.contraction += m.at_start - m.at_end
 
 
+def merchant_mrr(rows: list[Billing], s: int, e: int) -> list[MerchantMrr]:
+    """Per merchant with a paid subscription: MRR at s and at e, and billing before s."""
+    at_s: dict[str, int] = {}
+    at_e: dict[str, int] = {}
+    before: set[str] = set()
+    for row in rows:
+        merchant = row.merchant_id
+        at_s[merchant] = at_s.get(merchant, 0) + (row.annual_cents if row.billing_at(s) else 0)
+        at_e[merchant] = at_e.get(merchant, 0) + (row.annual_cents if row.billing_at(e) else 0)
+        if row.billed_before(s):
+            before.add(merchant)
+    return [MerchantMrr(at_s[m], at_e[m], m in before) for m in at_s]
+
+
 def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> PlatformMrrResult:
     """MRR at the start of the next month, movements per merchant over the month, rates."""
     month = parse_month(args.month, now)
-    s, e = month_bounds(month)
-    rows = store.query(_MRR_PER_MERCHANT, {"s": ts(s), "e": ts(e)})
+    s, e = (micros(instant) for instant in month_bounds(month))
+    rows = billing_rows(store)
 
     moves = Movements()
-    mrr_s = mrr_e = pro = enterprise = 0
-    for _merchant, at_s, at_e, at_e_pro, at_e_enterprise, billed_before in rows:
-        moves.add(MerchantMrr(int(at_s), int(at_e), bool(billed_before)))
-        mrr_s, mrr_e = mrr_s + int(at_s), mrr_e + int(at_e)
-        pro, enterprise = pro + int(at_e_pro), enterprise + int(at_e_enterprise)
+    for merchant in merchant_mrr(rows, s, e):
+        moves.add(merchant)
+    mrr_s = sum(r.annual_cents for r in rows if r.billing_at(s))
+    by_plan = dict.fromkeys(PAID_PLANS, 0)
+    for row in rows:
+        if row.billing_at(e):
+            by_plan[row.plan] = by_plan.get(row.plan, 0) + row.annual_cents
+    mrr_e = sum(by_plan.values())
 
     def mrr(units: int) -> Decimal:
         return money(exact_dollars(units, 1200))
@@ -128,7 +171,7 @@ def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> Platform
         currency="USD",
         mrr=mrr(mrr_e),
         arr=money(exact_dollars(mrr_e, 100)),
-        mrr_by_plan=MrrByPlan(pro=mrr(pro), enterprise=mrr(enterprise)),
+        mrr_by_plan=MrrByPlan(pro=mrr(by_plan["pro"]), enterprise=mrr(by_plan["enterprise"])),
         paying_merchants=moves.paying_at_end,
         new_mrr=mrr(moves.new),
         reactivation_mrr=mrr(moves.reactivation),
@@ -142,12 +185,12 @@ def platform_mrr(store: Store, args: PlatformMrrArgs, now: datetime) -> Platform
     )
 
 
-def revenue_by_plan(store: Store, period: Period) -> dict[str, Decimal]:
+def revenue_by_plan(rows: list[Billing], period: Period) -> dict[str, Decimal]:
     """Exact (unrounded) subscription revenue earned inside the period, per paid plan."""
-    rows = store.query(_REVENUE_BY_PLAN, {"lo": ts(period.start), "hi": ts(period.end)})
+    lo, hi = micros(period.start), micros(period.end)
     units = dict.fromkeys(PAID_PLANS, 0)
-    for plan, amount in rows:
-        units[plan] = units.get(plan, 0) + int(amount)
+    for row in rows:
+        units[row.plan] = units.get(row.plan, 0) + row.annual_cents * row.micros_within(lo, hi)
     # annual cents × µs / (seconds per year × µs per second × cents per dollar)
     divisor = SECONDS_PER_YEAR * MICROS * 100
     return {plan: exact_dollars(value, divisor) for plan, value in units.items()}

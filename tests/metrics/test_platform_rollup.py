@@ -18,6 +18,7 @@ from optima_bi_mcp.data.tables import BY_NAME
 from optima_bi_mcp.metrics import platform
 from optima_bi_mcp.metrics.models import (
     PlatformMerchantsArgs,
+    PlatformMrrArgs,
     PlatformOverviewArgs,
     PlatformRevenueArgs,
 )
@@ -188,3 +189,74 @@ def test_rollups_equal_the_source_after_refreshing_touched_keys(env: Env) -> Non
     months = {tuple(r) for r in env.pg.execute(_SOURCE_MONTHS).fetchall()}
     assert _rollup(env, "merchant_daily", "day") == days
     assert _rollup(env, "merchant_monthly", "month") == months
+
+
+SUBSCRIPTION_COLUMNS = BY_NAME["subscriptions"].columns
+SELECT_SUBSCRIPTIONS = (
+    f"SELECT {', '.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions WHERE id = ANY(%s)"
+)
+
+
+def _subscription_answers(env: Env) -> list[dict[str, Any]]:
+    """MRR of this and last month and 45 days of revenue, as JSON."""
+    mrr = [
+        platform.platform_mrr(env.store, PlatformMrrArgs(month=m), env.now)
+        for m in (None, LAST_MONTH)
+    ]
+    revenue = platform.platform_revenue(
+        env.store, PlatformRevenueArgs(days=45, breakdown=True), env.now
+    )
+    return [r.model_dump(mode="json") for r in (*mrr, revenue)]
+
+
+def _subscription_oracle(env: Env) -> list[dict[str, Any]]:
+    return [
+        oracle.platform_mrr(env.pg, None, env.now),
+        oracle.platform_mrr(env.pg, LAST_MONTH, env.now),
+        oracle.platform_revenue(env.pg, None, None, 45, True, env.now),
+    ]
+
+
+def _change_subscriptions(env: Env) -> tuple[list[UUID], list[tuple[Any, ...]]]:
+    """Cancel, re-price, delete and add paid subscriptions in PostgreSQL.
+
+    Returns the ids updated or inserted and the rows deleted (as they were).
+    """
+    cancel, reprice, doomed = env.pg.execute(
+        f"SELECT {', '.join(SUBSCRIPTION_COLUMNS)} FROM subscriptions "
+        "WHERE plan <> 'free' AND amount > 0 AND canceled_at IS NULL "
+        "ORDER BY started_at, id LIMIT 3"
+    ).fetchall()
+    env.pg.execute(
+        "UPDATE subscriptions SET status = 'canceled', canceled_at = %s WHERE id = %s",
+        (env.now - timedelta(days=10), cancel[0]),
+    )
+    env.pg.execute(
+        "UPDATE subscriptions SET amount = amount + 50, billing_interval = 'year' WHERE id = %s",
+        (reprice[0],),
+    )
+    env.pg.execute("DELETE FROM subscriptions WHERE id = %s", (doomed[0],))
+    added = uuid4()
+    started = env.now - timedelta(days=20)
+    env.pg.execute(
+        "INSERT INTO subscriptions (id, merchant_id, plan, status, billing_interval, amount, "
+        "started_at, created_at, updated_at) "
+        "VALUES (%s, %s, 'enterprise', 'active', 'month', 499.99, %s, %s, %s)",
+        (added, cancel[1], started, started, started),
+    )
+    return [cancel[0], reprice[0], added], [doomed]
+
+
+def test_subscription_metrics_exact_after_changes(env: Env) -> None:
+    """Canceled, re-priced, deleted and new subscriptions as newer versions: MRR and revenue
+    equal the oracle (a read that missed FINAL would count the old versions too)."""
+    before = _subscription_answers(env)
+    changed, deleted = _change_subscriptions(env)
+    version = env.version + 1_000
+    rows = env.pg.execute(SELECT_SUBSCRIPTIONS, (changed,)).fetchall()
+    store_rows = [(*r, version, 0) for r in rows] + [(*r, version, 1) for r in deleted]
+    env.store.insert("subscriptions", store_rows, BY_NAME["subscriptions"].store_columns)
+
+    after = _subscription_answers(env)
+    assert after == _subscription_oracle(env)
+    assert after != before
