@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     - `OPTIMA_BI_KAFKA_TOPIC_PREFIX`: Debezium topic prefix (`commerce`).
     - `OPTIMA_BI_KAFKA_GROUP`: the sink's consumer group (`optima-bi-sink`).
     - `OPTIMA_BI_DLQ_TOPIC`: dead-letter topic (`optima-bi.dlq`).
-    - `OPTIMA_BI_SINK_BATCH_SIZE` (5000), `OPTIMA_BI_SINK_BATCH_MS` (200).
+    - `OPTIMA_BI_SINK_BATCH_SIZE` (5000), `OPTIMA_BI_SINK_BATCH_MS` (200): a sink batch's
+      most messages and longest time open; `OPTIMA_BI_SINK_BATCH_IDLE_MS` (5): it closes
+      sooner, once a poll waits this long without finding more messages.
     - `OPTIMA_BI_ENVIRONMENT`: `production`, `stage` or `development` (`development`).
     - `OPTIMA_BI_ISSUER`: OIDC issuer URL; unset means no login (local only).
     - `OPTIMA_BI_CLIENT_ID` (`optima-bi`), `OPTIMA_BI_AUDIENCE` (`optima-bi`),
@@ -61,6 +63,7 @@ class Settings(BaseSettings):
     dlq_topic: str = "optima-bi.dlq"
     sink_batch_size: int = 5000
     sink_batch_ms: int = 200
+    sink_batch_idle_ms: int = 5
 
     environment: str = "development"
     issuer: str | None = None

@@ -7,9 +7,13 @@ database and connector, streams it into an embedded store through an
 in-process sink, and measures:
 
 1. Latency: `--rate` transactions per second (a new order with 1-3 items and
-   stock moves each) for `--seconds`; for each order, the time from its
-   commit returning in PostgreSQL to its row being readable in the store
-   (checked after every applied batch). Reports p50/p95/p99 (target p95 < 1 s).
+   stock moves each, from `--writers` connections in a separate process) for
+   `--seconds`; for each row change, the time from its source commit
+   (`source.ts_ms`) to the moment readers can see it: the sink stamps it when
+   the batch's rows and rollups are written and its change notice is out. No
+   probe queries the store, which would compete with the sink for the
+   embedded engine (one statement at a time). Reports p50/p95/p99 (target
+   p95 < 1 s) and where the time went, per stage and per store statement.
 2. Throughput: a bulk load of `--bulk-orders` orders in one transaction, then a
    fresh consumer group reading every change topic from the start into a new
    store database; events applied per second.
@@ -39,7 +43,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     args = _parser().parse_args()
     env = _stack_up()
-    source = _make_source(env, args.seed)
+    source = _make_source(env, args.seed, args.source_commit)
     try:
         _register(env, source)
         report = _run(env, source, args)
@@ -56,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bulk-orders", type=int, default=20_000)
     parser.add_argument("--writers", type=int, default=4, help="concurrent source connections")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--source-commit",
+        choices=("on", "off"),
+        default="on",
+        help="the source database's synchronous_commit (infra's throwaway cluster runs off; "
+        "a production OLTP database commits durably, and only flushed WAL is decoded)",
+    )
     return parser
 
 
@@ -66,7 +77,7 @@ def _stack_up() -> dict[str, str]:
     return dict(line.split("=", 1) for line in run.stdout.split() if "=" in line)
 
 
-def _make_source(env: dict[str, str], seed: int) -> dict[str, Any]:
+def _make_source(env: dict[str, str], seed: int, commit: str) -> dict[str, Any]:
     import psycopg
 
     from tests.cdc.workload import Workload
@@ -75,13 +86,16 @@ def _make_source(env: dict[str, str], seed: int) -> dict[str, Any]:
     admin = env["OPTIMA_BI_SOURCE"].rsplit("/", 1)[0]
     with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+        # With synchronous_commit off, a commit's WAL reaches logical decoding only
+        # when the WAL writer flushes it (every wal_writer_delay, 200 ms by default).
+        conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {commit}')
     dsn = f"{admin}/{name}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute((ROOT / "infra" / "postgres" / "commerce.sql").read_text())
         conn.execute((ROOT / "infra" / "postgres" / "cdc.sql").read_text())
     workload = Workload(dsn, seed)
     workload.seed(merchants=20, orders_per_merchant=50)
-    return {"name": name, "dsn": dsn, "admin": admin, "workload": workload}
+    return {"name": name, "dsn": dsn, "admin": admin, "workload": workload, "commit": commit}
 
 
 def _register(env: dict[str, str], source: dict[str, Any]) -> None:
@@ -124,21 +138,61 @@ def _settings(env: dict[str, str], source: dict[str, Any], group: str) -> Any:
 
 
 class Recorder:
-    """Every end-to-end sample the sink observes (source commit → applied), kept exactly.
+    """Every sample a sink histogram observes, kept exactly (per label, if it has labels).
 
-    The sink measures each event when its batch is durable in the store, against
-    the event's source commit time (`source.ts_ms`, same host clock), so no
-    extra store query competes with the sink for the embedded engine.
+    The sink stamps each event when its batch is visible to readers (rows and
+    rollups written, change notice out) against the event's source commit time
+    (`source.ts_ms`, same host clock), so no probe query competes with the sink
+    for the embedded engine, which runs one statement at a time.
     """
 
     def __init__(self, histogram: Any) -> None:
         self.histogram = histogram
         self.samples: list[float] = []
-        self.errors: list[str] = []
+        self.children: dict[str, Recorder] = {}
 
     def observe(self, seconds: float) -> None:
         self.samples.append(seconds)
         self.histogram.observe(seconds)
+
+    def labels(self, label: str) -> Recorder:
+        if label not in self.children:
+            self.children[label] = Recorder(self.histogram.labels(label))
+        return self.children[label]
+
+    def clear(self) -> None:
+        self.samples.clear()
+        for child in self.children.values():
+            child.clear()
+
+
+class StatementTimer:
+    """Wraps a store's `insert` and `query` to time every statement the sink runs."""
+
+    def __init__(self, store: Any) -> None:
+        self.samples: dict[str, list[float]] = {}
+        for name in ("insert", "query"):
+            setattr(store, name, self._timed(name, getattr(store, name)))
+
+    def _timed(self, kind: str, call: Any) -> Any:
+        def timed(sql_or_table: str, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(sql_or_table, *args, **kwargs)
+            finally:
+                what = sql_or_table if kind == "insert" else _statement_name(sql_or_table)
+                label = f"{kind} {what}"
+                self.samples.setdefault(label, []).append(time.perf_counter() - started)
+
+        return timed
+
+    def clear(self) -> None:
+        self.samples.clear()
+
+
+def _statement_name(sql: str) -> str:
+    words = sql.split()
+    return words[words.index("FROM") + 1] if "FROM" in words else words[0]
 
 
 def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -152,23 +206,34 @@ def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) 
     root = Path(tempfile.mkdtemp(prefix="cdc-perf-"))
     store = open_store(f"chdb://{root}?database=latency")
     telemetry = SinkTelemetry()
-    recorder = Recorder(telemetry.end_to_end)
-    telemetry.end_to_end = recorder  # type: ignore[assignment]
+    recorders = {
+        name: Recorder(getattr(telemetry, name))
+        for name in ("end_to_end", "event_stage", "batch_stage", "batch_size")
+    }
+    for name, recorder in recorders.items():
+        setattr(telemetry, name, recorder)
+    statements = StatementTimer(store)
     sink = Sink(_settings(env, source, f"{source['name']}-latency"), store, telemetry=telemetry)
     sink.start()
     _wait_caught_up(sink, source["dsn"])
-    recorder.samples.clear()
+    for recorder in recorders.values():
+        recorder.clear()
+    statements.clear()
 
     load_before = os.getloadavg()
-    steady = _steady(source, recorder, args.rate, args.seconds, args.writers)
+    steady = _steady(source, args.rate, args.seconds, args.writers)
     steady["load_average_1m"] = [round(load_before[0], 1), round(os.getloadavg()[0], 1)]
     _wait_caught_up(sink, source["dsn"])
     # The mark's own events (one per table, applied last) are not part of the steady load.
-    steady_samples = recorder.samples[: -len(TABLES)]
+    steady_samples = recorders["end_to_end"].samples[: -len(TABLES)]
     histogram = _sink_histogram(sink)
+    breakdown = _breakdown(recorders, statements)
     sink.stop()
+    breakdown["capture_split"] = _capture_split(env, source["name"], steady["window_ms"])
 
     _bulk_load(source["dsn"], args.bulk_orders)
+    # The sink's rate, not Debezium's: start only once Kafka holds the whole load.
+    _wait_in_kafka(env, source["name"], source["dsn"])
     bulk_store = open_store(f"chdb://{root}?database=bulk")
     bulk_sink = Sink(_settings(env, source, f"{source['name']}-bulk"), bulk_store)
     started = time.monotonic()
@@ -177,29 +242,85 @@ def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) 
     elapsed = time.monotonic() - started
     events = bulk_sink.status()["events"]
     bulk_sink.stop()
+    bulk_steps = _step_totals(bulk_sink)
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["perf/cdc_latency.py", *sys.argv[1:]]),
-        "steady": steady | _percentiles(steady_samples) | {"sink_histogram": histogram},
+        "steady": steady
+        | _percentiles(steady_samples)
+        | {"sink_histogram": histogram, "breakdown": breakdown},
         "bulk": {
             "orders": args.bulk_orders,
             "events": events,
             "seconds": round(elapsed, 2),
             "events_per_second": round(events / elapsed, 1),
+            "step_seconds": bulk_steps,
         },
     }
 
 
-def _steady(
-    source: dict[str, Any], recorder: Recorder, rate: float, seconds: float, writers: int
-) -> dict[str, Any]:
-    """`rate` new-order transactions per second from `writers` connections, on a schedule."""
+def _steady(source: dict[str, Any], rate: float, seconds: float, writers: int) -> dict[str, Any]:
+    """`rate` new-order transactions per second from `writers` connections, on a schedule.
+
+    The writers run in a process of their own, as an application would: threads
+    in the sink's process would share its interpreter lock and slow both. Each
+    writer records how late each transaction started against its slot; a late
+    start means the generator, not the pipeline, fell behind.
+    """
+    import multiprocessing
+
     total = int(rate * seconds)
     events_before = _count_events(source["dsn"])
+    workload = source["workload"]
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    generator = spawn.Process(
+        target=_generate,
+        args=(source["dsn"], workload, rate, total, writers, results),
+    )
     started = time.monotonic()
+    started_ms = int(time.time() * 1000)
+    generator.start()
+    lateness, errors = results.get()
+    generator.join()
+    if errors:
+        sys.exit(f"a writer failed: {errors[0]}")
+    achieved = total / (time.monotonic() - started)
+    late = _percentiles(lateness)
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(achieved, 1),
+        "writers": writers,
+        "transactions": total,
+        "events": _count_events(source["dsn"]) - events_before,
+        "start_lateness_ms": {k: v for k, v in late.items() if k.endswith("_ms")},
+        "source_commit": source["commit"],
+        "window_ms": [started_ms, int(time.time() * 1000)],
+    }
+
+
+def _generate(
+    dsn: str,
+    seeded: Any,
+    rate: float,
+    total: int,
+    writers: int,
+    results: Any,
+) -> None:
+    """The generator process: `writers` threads share the schedule of `total` transactions."""
+    sys.path.insert(0, str(ROOT))
+    from tests.cdc.workload import Workload
+
+    workload = Workload(dsn, seed=total)
+    workload.merchants, workload.products = seeded.merchants, seeded.products
+    workload.orders = seeded.orders  # order numbers stay unique per merchant
+    started = time.monotonic()
+    lateness: list[float] = []
+    errors: list[str] = []
     threads = [
         threading.Thread(
-            target=_write_orders, args=(source, recorder, rate, started, range(k, total, writers))
+            target=_write_orders,
+            args=(workload, dsn, rate, started, range(k, total, writers), lateness, errors),
         )
         for k in range(writers)
     ]
@@ -207,16 +328,31 @@ def _steady(
         thread.start()
     for thread in threads:
         thread.join()
-    if recorder.errors:
-        sys.exit(f"a writer failed: {recorder.errors[0]}")
-    achieved = total / (time.monotonic() - started)
-    return {
-        "target_rate": rate,
-        "achieved_rate": round(achieved, 1),
-        "writers": writers,
-        "transactions": total,
-        "events": _count_events(source["dsn"]) - events_before,
-    }
+    results.put((lateness, errors))
+
+
+def _write_orders(
+    workload: Any,
+    dsn: str,
+    rate: float,
+    started: float,
+    slots: range,
+    lateness: list[float],
+    errors: list[str],
+) -> None:
+    import psycopg
+
+    pause = threading.Event()
+    try:
+        with psycopg.connect(dsn) as conn:
+            for n in slots:
+                delay = started + n / rate - time.monotonic()
+                if delay > 0:
+                    pause.wait(delay)
+                lateness.append(max(0.0, -delay))
+                workload.new_order(conn)
+    except Exception as exc:
+        errors.append(repr(exc))
 
 
 def _count_events(dsn: str) -> int:
@@ -230,23 +366,6 @@ def _count_events(dsn: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _write_orders(
-    source: dict[str, Any], recorder: Recorder, rate: float, started: float, slots: range
-) -> None:
-    import psycopg
-
-    pause = threading.Event()
-    try:
-        with psycopg.connect(source["dsn"]) as conn:
-            for n in slots:
-                delay = started + n / rate - time.monotonic()
-                if delay > 0:
-                    pause.wait(delay)
-                source["workload"].new_order(conn)
-    except Exception as exc:
-        recorder.errors.append(repr(exc))
-
-
 def _percentiles(latencies: list[float]) -> dict[str, Any]:
     if len(latencies) < 2:
         return {"measured": len(latencies)}
@@ -258,6 +377,87 @@ def _percentiles(latencies: list[float]) -> dict[str, Any]:
         "p99_ms": round(cuts[98] * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1),
     }
+
+
+def _breakdown(recorders: dict[str, Recorder], statements: StatementTimer) -> dict[str, Any]:
+    """Per-event stages, per-batch steps and per-statement times of the steady phase."""
+    from optima_bi_mcp.cdc.telemetry import BATCH_STAGES, EVENT_STAGES
+
+    def cut(samples: list[float]) -> dict[str, Any]:
+        return {k: v for k, v in _percentiles(samples).items() if k != "max_ms"}
+
+    events = recorders["event_stage"].children
+    steps = recorders["batch_stage"].children
+    sizes = recorders["batch_size"].samples
+    batches = len(sizes)
+    return {
+        "event_stages": {s: cut(events[s].samples) for s in EVENT_STAGES if s in events},
+        "batch_steps": {s: cut(steps[s].samples) for s in BATCH_STAGES if s in steps},
+        "batches": batches,
+        "batch_size": {"mean": round(sum(sizes) / max(1, batches), 1)} | _size_cuts(sizes),
+        "statements_per_batch": round(
+            sum(map(len, statements.samples.values())) / max(1, batches), 1
+        ),
+        "statements": {
+            name: {"count": len(times)} | cut(times)
+            for name, times in sorted(statements.samples.items())
+        },
+    }
+
+
+def _size_cuts(sizes: list[float]) -> dict[str, float]:
+    if len(sizes) < 2:
+        return {}
+    cuts = statistics.quantiles(sizes, n=100, method="inclusive")
+    return {"p50": cuts[49], "p95": cuts[94]}
+
+
+def _capture_split(env: dict[str, str], prefix: str, window_ms: list[int]) -> dict[str, Any]:
+    """The capture stage split at Debezium's processing time, from the orders topic.
+
+    `debezium`: source commit -> the connector processed the change (payload
+    `ts_ms`: WAL flush, logical decoding, the replication stream); `connect`:
+    then -> the Kafka record timestamp (Connect's poll, conversion, producer).
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = f"{prefix}.public.orders"
+    consumer = Consumer(
+        {"bootstrap.servers": env["OPTIMA_BI_KAFKA_BOOTSTRAP"], "group.id": f"{prefix}-split"}
+    )
+    lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.assign([TopicPartition(topic, 0, lo)])
+    debezium: list[float] = []
+    connect: list[float] = []
+    seen = lo
+    while seen < hi:
+        messages = consumer.consume(1000, timeout=5)
+        if not messages:
+            break
+        for message in messages:
+            seen = (message.offset() or 0) + 1
+            value = message.value()
+            if not value:
+                continue
+            payload = json.loads(value)["payload"]
+            committed = payload["source"]["ts_ms"]
+            if not window_ms[0] <= committed <= window_ms[1]:
+                continue
+            debezium.append((payload["ts_ms"] - committed) / 1000)
+            connect.append((message.timestamp()[1] - payload["ts_ms"]) / 1000)
+    consumer.close()
+    return {"debezium": _percentiles(debezium), "connect": _percentiles(connect)}
+
+
+def _step_totals(sink: Any) -> dict[str, float]:
+    """Seconds the sink spent in each batch step, summed over its batches."""
+    out = {}
+    for metric in sink.telemetry.registry.collect():
+        if metric.name == "optima_bi_sink_batch_stage_seconds":
+            for sample in metric.samples:
+                if sample.name.endswith("_sum"):
+                    out[sample.labels["stage"]] = round(sample.value, 2)
+    return out
 
 
 def _sink_histogram(sink: Any) -> dict[str, float]:
@@ -298,6 +498,43 @@ def _bulk_load(dsn: str, orders: int) -> None:
         )
 
 
+def _wait_in_kafka(env: dict[str, str], prefix: str, dsn: str, timeout: float = 1800) -> None:
+    """Wait until every change topic's newest record is at or past a fresh mark."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from optima_bi_mcp.cdc.sink import change_topics
+    from tests.cdc.workload import mark
+
+    lsn = mark(dsn)
+    consumer = Consumer(
+        {"bootstrap.servers": env["OPTIMA_BI_KAFKA_BOOTSTRAP"], "group.id": f"{prefix}-wait"}
+    )
+    deadline = time.monotonic() + timeout
+    pending = set(change_topics(prefix))
+    while pending:
+        if time.monotonic() > deadline:
+            sys.exit(f"Debezium did not publish the bulk load within {timeout}s: {pending}")
+        for topic in sorted(pending):
+            if _newest_lsn(consumer, TopicPartition(topic, 0)) >= lsn:
+                pending.discard(topic)
+        threading.Event().wait(0.2)
+    consumer.close()
+
+
+def _newest_lsn(consumer: Any, partition: Any) -> int:
+    """`source.lsn` of a partition's newest record (0 if none or not a change event)."""
+    _, high = consumer.get_watermark_offsets(partition, timeout=10)
+    if high <= 0:
+        return 0
+    partition.offset = high - 1
+    consumer.assign([partition])
+    messages = consumer.consume(1, timeout=5)
+    value = messages[0].value() if messages else None
+    if not value:
+        return 0
+    return int(json.loads(value)["payload"]["source"]["lsn"])
+
+
 def _wait_caught_up(sink: Any, dsn: str, timeout: float = 300) -> None:
     from optima_bi_mcp.data.tables import TABLES
     from tests.cdc.workload import mark
@@ -331,13 +568,38 @@ def _write(report: dict[str, Any]) -> None:
         f"p50 {steady.get('p50_ms')} ms, p95 {steady.get('p95_ms')} ms, "
         f"p99 {steady.get('p99_ms')} ms, max {steady.get('max_ms')} ms "
         f"({steady['measured']} measured; machine load average "
-        f"{steady['load_average_1m']} before/after, 2 cores).",
+        f"{steady['load_average_1m']} before/after, 2 cores; source synchronous_commit "
+        f"{steady['source_commit']}). Generator start lateness "
+        f"against the schedule: {steady['start_lateness_ms']}.",
         "",
         f"Bulk: {bulk['events']} events in {bulk['seconds']} s = "
-        f"{bulk['events_per_second']} events/s (fresh consumer group, from offset 0).",
+        f"{bulk['events_per_second']} events/s (fresh consumer group, from offset 0); "
+        f"seconds per step: {bulk['step_seconds']}.",
     ]
+    lines += ["", *_breakdown_lines(steady["breakdown"])]
     (out / f"cdc_latency-{stamp}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _breakdown_lines(breakdown: dict[str, Any]) -> list[str]:
+    """The stage breakdown as a Markdown table (p50/p95/p99 in ms)."""
+
+    def row(kind: str, name: str, cuts: dict[str, Any]) -> str:
+        figures = " | ".join(str(cuts.get(k, "")) for k in ("p50_ms", "p95_ms", "p99_ms"))
+        return f"| {kind} | {name} | {cuts.get('measured', cuts.get('count', ''))} | {figures} |"
+
+    lines = [
+        f"Batches: {breakdown['batches']}, size {breakdown['batch_size']}, "
+        f"{breakdown['statements_per_batch']} store statements per batch.",
+        "",
+        "| per | stage | n | p50 ms | p95 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [row("event", k, v) for k, v in breakdown["event_stages"].items()]
+    lines += [row("capture", k, v) for k, v in breakdown.get("capture_split", {}).items()]
+    lines += [row("batch", k, v) for k, v in breakdown["batch_steps"].items()]
+    lines += [row("statement", k, v) for k, v in breakdown["statements"].items()]
+    return lines
 
 
 if __name__ == "__main__":

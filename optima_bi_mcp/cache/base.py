@@ -13,9 +13,9 @@ class ToolCache(Protocol):
     """Caches tool results by tool, normalized arguments, scope and data version.
 
     `scope` is the principal's data scope (`admin` or `merchant:<uuid>`); the
-    `data_scopes` are the scopes whose data the answer reads (`merchant:<uuid>`
-    or `platform`), whose data versions go into the key so that a change bumps
-    every answer that read it.
+    `data_scopes` are the scopes whose data the answer reads (cache.scopes: a
+    data domain of one merchant or of all, such as `orders:<uuid>:past`), whose
+    data versions go into the key so that a change bumps every answer that read it.
     """
 
     async def get_or_compute(

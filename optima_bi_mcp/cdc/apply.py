@@ -20,9 +20,10 @@ from uuid import UUID
 from loguru import logger
 
 from optima_bi_mcp.cdc.decode import EPOCH, ChangeEvent, sorting_key
+from optima_bi_mcp.cdc.notify import Touched
 from optima_bi_mcp.data.tables import BY_NAME, SourceTable
+from optima_bi_mcp.store import rollups
 from optima_bi_mcp.store.client import Store
-from optima_bi_mcp.store.rollups import refresh_merchant_daily
 
 log = logger.bind(module=__name__)
 
@@ -39,10 +40,14 @@ class AppliedBatch:
     merchant_ids: set[UUID] = field(default_factory=set)
     platform: bool = False
     rollup_keys: set[tuple[UUID, date]] = field(default_factory=set)
+    # (merchant_id, order_id) of changed order items: their orders' days are refreshed too.
+    item_orders: set[tuple[UUID, UUID]] = field(default_factory=set)
     max_ts_ms: int | None = None
     # Highest LSN applied per table.
     lsn: dict[str, int] = field(default_factory=dict)
     unresolved_deletes: int = 0
+    # What changed per data domain and merchant, for the cache (cdc.notify).
+    touched: Touched = field(default_factory=Touched)
 
     @property
     def freshness(self) -> datetime | None:
@@ -51,6 +56,18 @@ class AppliedBatch:
 
 def apply_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
     """Write the newest change per primary key and refresh the touched rollup rows."""
+    applied = write_events(store, events)
+    refresh_rollups(store, applied)
+    return applied
+
+
+def refresh_rollups(store: Store, applied: AppliedBatch) -> None:
+    """Recompute the rollup rows of the keys a written batch touched."""
+    rollups.refresh_rollups(store, applied.rollup_keys, applied.item_orders)
+
+
+def write_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
+    """Write the newest change per primary key (rollups are `refresh_rollups`' job)."""
     applied = AppliedBatch(events=len(events))
     if not events:
         return applied
@@ -73,8 +90,6 @@ def apply_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
     for table_name, table_rows in rows.items():
         store.insert(table_name, table_rows, BY_NAME[table_name].store_columns)
         applied.rows[table_name] = len(table_rows)
-
-    refresh_merchant_daily(store, applied.rollup_keys)
     return applied
 
 
@@ -85,6 +100,7 @@ def _note(applied: AppliedBatch, event: ChangeEvent) -> None:
     applied.lsn[name] = max(applied.lsn.get(name, 0), event.lsn)
     applied.max_ts_ms = max(applied.max_ts_ms or 0, event.ts_ms)
     merchant_column = event.table.merchant_column or "id"
+    applied.touched.add(name, merchant_column, event.op, event.before, event.after)
     for image in (event.before, event.after):
         if image is None:
             continue
@@ -93,6 +109,8 @@ def _note(applied: AppliedBatch, event: ChangeEvent) -> None:
             applied.merchant_ids.add(merchant)
         if name == "orders" and merchant is not None and "created_at" in image:
             applied.rollup_keys.add((merchant, image["created_at"].date()))
+        if name == "order_items" and merchant is not None and image.get("order_id") is not None:
+            applied.item_orders.add((merchant, image["order_id"]))
 
 
 def _full_images(events: Sequence[ChangeEvent]) -> dict[tuple[str, UUID], dict[str, Any]]:

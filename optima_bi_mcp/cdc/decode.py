@@ -17,12 +17,14 @@ schema to tell which encoding Debezium chose:
 from __future__ import annotations
 
 import base64
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from optima_bi_mcp.data.tables import BY_NAME, SourceTable
 from optima_bi_mcp.errors import ChangeEventError
@@ -110,8 +112,10 @@ def decode_event(topic: str, prefix: str, value: bytes) -> ChangeEvent:
 
 
 def _parse_json(value: bytes) -> Any:
+    # orjson: parsing is most of the per-message cost of decoding, and orjson does it
+    # about four times faster than the standard library, with the same results here.
     try:
-        return json.loads(value)
+        return orjson.loads(value)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ChangeEventError(f"value is not JSON: {exc}") from exc
 
@@ -187,19 +191,39 @@ def decode_column(column: str, value: Any, schema: dict[str, Any] | None = None)
         if column in NULLABLE:
             return None
         raise ChangeEventError(f"column {column} is null")
-    schema = schema or {}
     try:
-        if column in _UUID:
-            return UUID(_expect(value, str, column))
-        if column in _DECIMAL:
-            return _money(decode_decimal(value, schema))
-        if column in _TIMESTAMP:
-            return decode_timestamp(value, schema)
-        if column in _INTEGER:
-            return _expect(value, int, column)
-        return _expect(value, str, column)
+        return _DECODERS.get(column, _text)(column, value, schema or {})
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise ChangeEventError(f"column {column}: {exc}") from exc
+
+
+def _uuid(column: str, value: Any, schema: dict[str, Any]) -> UUID:
+    return UUID(_expect(value, str, column))
+
+
+def _decimal(column: str, value: Any, schema: dict[str, Any]) -> Decimal:
+    return _money(decode_decimal(value, schema))
+
+
+def _timestamp(column: str, value: Any, schema: dict[str, Any]) -> datetime:
+    return decode_timestamp(value, schema)
+
+
+def _integer(column: str, value: Any, schema: dict[str, Any]) -> int:
+    return int(_expect(value, int, column))
+
+
+def _text(column: str, value: Any, schema: dict[str, Any]) -> str:
+    return str(_expect(value, str, column))
+
+
+# The decoder of each column by name, chosen once rather than per value.
+_DECODERS: dict[str, Callable[[str, Any, dict[str, Any]], Any]] = {
+    **dict.fromkeys(_UUID, _uuid),
+    **dict.fromkeys(_DECIMAL, _decimal),
+    **dict.fromkeys(_TIMESTAMP, _timestamp),
+    **dict.fromkeys(_INTEGER, _integer),
+}
 
 
 def decode_decimal(value: Any, schema: dict[str, Any]) -> Decimal:

@@ -2,18 +2,127 @@
 
 The sink publishes one `ChangeNotice` after each batch is written; the cache
 subscribes to bump data versions, and the server reports `freshness`.
+
+A notice says what changed in *data domains*, per merchant: the parts of the
+source an answer can read (see `DOMAINS`). A change bumps only the domains
+whose read values it alters: an order moving from `paid` to `shipped` alters
+no figure (both count), so it bumps nothing, while a refund does. Rows of the
+dated domains carry the instant metrics filter them by (`created_at`); a change
+to rows created more than `PAST_AFTER` before it is applied also bumps the
+domain's *past* version, which answers about periods that ended long enough
+ago read instead of the full one (`cache.scopes`). Scope names:
+`<domain>:<merchant uuid>` and `<domain>:*` (every merchant), each with a
+`:past` twin for the dated domains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from loguru import logger
 
 log = logger.bind(module=__name__)
+
+# What answers read, by domain: rows of one table, or the columns of one that
+# some answer reads (`catalog`: what names a product in top_products).
+DOMAINS = (
+    "merchants",
+    "orders",
+    "order_items",
+    "products",
+    "catalog",
+    "subscriptions",
+    "transfers",
+)
+# Domains whose rows metrics select by an instant column, and that column. Not
+# order_items: metrics select an item by its order's created_at, which an item's
+# change does not carry (nor whether its order counts), so every item change
+# retires the merchant's top_products and inventory answers, whatever their period.
+DATED = {"orders": "created_at", "transfers": "created_at"}
+# A change to rows dated more than this before the change alters the past: answers about
+# periods that ended before it are then retired too. Newer rows (today's orders and their
+# payments) leave such answers alone.
+PAST_AFTER = timedelta(hours=1)
+
+# METRICS.md: an order counts in these statuses; no figure tells the four apart.
+COUNTED = frozenset({"paid", "shipped", "delivered", "completed"})
+# Every column of an order some metric reads, beside its status (counted or not).
+ORDER_FIGURES = (
+    "id",
+    "merchant_id",
+    "created_at",
+    "amount_total",
+    "platform_fee",
+    "customer_email",
+)
+_ORDER_READ = (*ORDER_FIGURES, "status")
+CATALOG_COLUMNS = ("id", "merchant_id", "sku", "name", "category")
+
+Image = Mapping[str, Any] | None
+
+
+@dataclass
+class Touched:
+    """What one batch changed: per (domain, merchant) the earliest row instant touched.
+
+    The instant is None when unknown (a dated row without its date) or the
+    domain is not dated; None sorts before every instant, so it counts as old.
+    """
+
+    earliest: dict[tuple[str, UUID], datetime | None] = field(default_factory=dict)
+
+    def add(self, table: str, merchant_column: str, op: str, before: Image, after: Image) -> None:
+        """Record one row change of `table`: its op (c, r, u, d) and before/after images."""
+        for domain in changed_domains(table, op, before, after):
+            date_column = DATED.get(domain)
+            if op == "u" and before is None and after and after.get(merchant_column):
+                # Without REPLICA IDENTITY FULL the old row is unknown: it may be of any date.
+                self._note((domain, after[merchant_column]), None)
+            for image in (before, after):
+                if image is None or image.get(merchant_column) is None:
+                    continue
+                when = image.get(date_column) if date_column else None
+                self._note((domain, image[merchant_column]), _utc(when) if when else None)
+
+    def _note(self, key: tuple[str, UUID], when: datetime | None) -> None:
+        if key not in self.earliest:
+            self.earliest[key] = when
+            return
+        known = self.earliest[key]
+        if known is not None and (when is None or when < known):
+            self.earliest[key] = when
+
+
+def changed_domains(table: str, op: str, before: Image, after: Image) -> tuple[str, ...]:
+    """The domains a row change of `table` alters (none for a table no answer reads)."""
+    if table == "orders":
+        return ("orders",) if _order_figures_changed(op, before, after) else ()
+    if table == "products":
+        if _same(before, after, CATALOG_COLUMNS):
+            return ("products",)
+        return ("products", "catalog")
+    if table == "customers":
+        return ()  # METRICS.md's customer is the order's e-mail; no answer reads this table
+    return (table,)
+
+
+def _order_figures_changed(op: str, before: Image, after: Image) -> bool:
+    if op in {"u", "d"} and (before is None or any(c not in before for c in _ORDER_READ)):
+        return True  # the old row is unknown, so it may have counted
+    counted = [image is not None and image.get("status") in COUNTED for image in (before, after)]
+    if not any(counted):
+        return False  # neither version counts anywhere (pending, cancelled, refunded)
+    return not all(counted) or not _same(before, after, ORDER_FIGURES)
+
+
+def _same(before: Image, after: Image, columns: Iterable[str]) -> bool:
+    if before is None or after is None:
+        return False
+    return all(c in before and c in after and before[c] == after[c] for c in columns)
 
 
 @dataclass(frozen=True)
@@ -22,12 +131,40 @@ class ChangeNotice:
     platform: bool = False
     # Source commit time of the newest change applied (the data's freshness).
     freshness: datetime | None = None
+    # What changed per (domain, merchant) (see Touched); None: any data of the merchants
+    # named, and (with them or `platform`) of the whole platform, may have changed.
+    touched: Mapping[tuple[str, UUID], datetime | None] | None = None
+
+    def scopes(self, now: datetime) -> tuple[str, ...]:
+        """The data scopes to bump for this notice, applied at `now`."""
+        if self.touched is None:
+            return self._every_scope()
+        old = now - PAST_AFTER
+        scopes: set[str] = set()
+        for (domain, merchant), earliest in self.touched.items():
+            names = [f"{domain}:{merchant}", f"{domain}:*"]
+            if domain in DATED and (earliest is None or _utc(earliest) < old):
+                names += [f"{name}:past" for name in names]
+            scopes.update(names)
+        return tuple(sorted(scopes))
 
     @property
     def data_scopes(self) -> tuple[str, ...]:
-        """Scopes whose data changed: `merchant:<uuid>` each, and `platform`."""
-        scopes = tuple(f"merchant:{m}" for m in sorted(self.merchant_ids, key=str))
-        return (*scopes, "platform") if self.platform else scopes
+        """The data scopes to bump if the notice is applied now."""
+        return self.scopes(datetime.now(UTC))
+
+    def _every_scope(self) -> tuple[str, ...]:
+        owners = [str(m) for m in sorted(self.merchant_ids, key=str)]
+        if self.platform or owners:
+            owners.append("*")
+        scopes = [f"{d}:{owner}" for owner in owners for d in DOMAINS]
+        scopes += [f"{d}:{owner}:past" for owner in owners for d in DATED]
+        return tuple(sorted(scopes))
+
+
+def _utc(value: datetime) -> datetime:
+    # The store hands back naive UTC instants; decoded events carry aware ones.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 Listener = Callable[[ChangeNotice], None]

@@ -1,12 +1,19 @@
 """The CDC sink: a Kafka consumer group from Debezium change topics into the store.
 
-One loop, in one thread: collect a batch (bounded by `sink_batch_size`
-messages and `sink_batch_ms` from its first message), decode it, write it
-(cdc.apply), send undecodable messages to the dead-letter topic, record the
-positions in the store, and only then commit the offsets to Kafka. A crash
-anywhere before the commit means the batch is delivered again, which the
-LSN-versioned writes make harmless. After the commit a `ChangeNotice` goes out
-on the ChangeBus.
+One loop, in one thread: collect a batch, decode it, write it (cdc.apply),
+announce it with a `ChangeNotice` on the ChangeBus, send undecodable messages
+to the dead-letter topic, record the positions in the store (at most once a
+second, see POSITIONS_EVERY_S), and only then commit the offsets to Kafka. A
+crash anywhere before the commit means the batch is delivered again, which the
+LSN-versioned writes make harmless; the notice goes out as soon as readers can
+see the batch, since the bookkeeping after it changes nothing they read.
+
+A batch closes as soon as the consumer has nothing more buffered (a poll
+waits at most `sink_batch_idle_ms` for more), or when it holds
+`sink_batch_size` messages, or `sink_batch_ms` after its first message. So a
+change never waits for a fixed window: at a low rate batches are small and
+prompt, and under load they grow by themselves while the previous one is
+being written.
 
 Embedding (`optima-bi serve --sink`): `Sink(settings, store, bus).start()` runs
 the loop in a daemon thread and `stop()` drains it; `run_sink_in_process` does
@@ -17,17 +24,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import anyio
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 from loguru import logger
 
-from optima_bi_mcp.cdc.apply import AppliedBatch, apply_events
+from optima_bi_mcp.cdc.apply import AppliedBatch, refresh_rollups, write_events
 from optima_bi_mcp.cdc.decode import EPOCH, ChangeEvent, decode_event
 from optima_bi_mcp.cdc.notify import ChangeBus, ChangeNotice
 from optima_bi_mcp.cdc.state import PartitionPosition, write_positions
@@ -41,6 +56,12 @@ log = logger.bind(module=__name__)
 
 RETRY_S = 1.0
 MAX_RETRY_S = 30.0
+# How long an idle sink waits in one poll for a batch's first message.
+FIRST_POLL_S = 0.1
+# Positions are written to the store at most this often, and when the sink goes
+# idle or stops: they are for status and freshness, not for resuming (Kafka's
+# committed offsets are), and one statement fewer per batch matters under load.
+POSITIONS_EVERY_S = 1.0
 
 
 def change_topics(prefix: str) -> list[str]:
@@ -49,8 +70,35 @@ def change_topics(prefix: str) -> list[str]:
 
 
 @dataclass
+class _Batch:
+    """Messages polled for one batch, with when each was polled and when the batch closed."""
+
+    messages: list[Message] = field(default_factory=list)
+    polled_at: list[float] = field(default_factory=list)
+    closed_at: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class _Laps:
+    """Durations of a batch's consecutive steps, for the batch-stage histogram."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._last
+        self._last = now
+
+
+@dataclass
 class _Decoded:
     events: list[ChangeEvent] = field(default_factory=list)
+    # Kafka record timestamp and poll time of each event (wall clock, seconds).
+    received: list[tuple[float, float]] = field(default_factory=list)
     dead: list[tuple[Message, str]] = field(default_factory=list)
     # Per (topic, partition): last offset, highest LSN and newest commit time seen.
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -79,6 +127,12 @@ class Sink:
         self.topics = change_topics(settings.kafka_topic_prefix)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Newest durable offset per (topic, partition), committed synchronously at stop.
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        # Positions applied but not yet written to the store, and when they last were.
+        self._unwritten: dict[tuple[str, int], PartitionPosition] = {}
+        self._positions_written = 0.0
+        self._positions_retry_at = 0.0
         self._status: dict[str, Any] = {
             "running": False,
             "group": settings.kafka_group,
@@ -153,7 +207,11 @@ class Sink:
                 batch = self._collect(consumer)
                 if batch:
                     self._process_with_retry(consumer, producer, batch)
+                elif self._unwritten and time.monotonic() >= self._positions_retry_at:
+                    self._write_positions_when_idle()
         finally:
+            self._write_positions_when_idle()
+            self._commit_pending(consumer)
             consumer.close()
             producer.flush(10)
             self._status["running"] = False
@@ -171,6 +229,7 @@ class Sink:
             # Offsets are committed by hand, after the batch is durable in the store.
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
+            "on_commit": _log_failed_commit,
             "auto.offset.reset": "earliest",
             # Latency over fetch efficiency: a change should not wait half a second.
             "fetch.wait.max.ms": 50,
@@ -199,28 +258,38 @@ class Sink:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise SinkError(f"cannot create topic {topic}: {exc}") from exc
 
-    def _collect(self, consumer: Consumer) -> list[Message]:
-        """Messages until the batch is full, its time is up, or the sink is stopping."""
-        batch: list[Message] = []
+    def _collect(self, consumer: Consumer) -> _Batch:
+        """Messages until nothing more is buffered, the batch is full or its time is up."""
+        batch = _Batch()
         deadline = None
         limit = self.settings.sink_batch_size
+        idle = self.settings.sink_batch_idle_ms / 1000
         while len(batch) < limit and not self._stop.is_set():
-            wait = 0.1 if deadline is None else deadline - time.monotonic()
-            if wait <= 0:
+            wait = FIRST_POLL_S
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wait = min(idle, left)
+            messages = consumer.consume(min(limit - len(batch), 1000), timeout=wait)
+            if not messages:
+                # Caught up: what is in hand should not wait for more, and an idle
+                # sink returns to its loop (held positions get written there).
                 break
-            for message in consumer.consume(min(limit - len(batch), 1000), timeout=wait):
+            polled_at = time.time()
+            for message in messages:
                 error = message.error()
                 if error is not None:
                     _log_kafka_error(error)
                     continue
-                batch.append(message)
+                batch.messages.append(message)
+                batch.polled_at.append(polled_at)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.sink_batch_ms / 1000
+        batch.closed_at = time.time()
         return batch
 
-    def _process_with_retry(
-        self, consumer: Consumer, producer: Producer, batch: Sequence[Message]
-    ) -> None:
+    def _process_with_retry(self, consumer: Consumer, producer: Producer, batch: _Batch) -> None:
         """Apply a batch; on a store failure retry it (never skip it) until stopped."""
         delay = RETRY_S
         while True:
@@ -235,17 +304,59 @@ class Sink:
                 return
             delay = min(delay * 2, MAX_RETRY_S)
 
-    def _process(self, consumer: Consumer, producer: Producer, batch: Sequence[Message]) -> None:
+    def _process(self, consumer: Consumer, producer: Producer, batch: _Batch) -> None:
         started = time.perf_counter()
+        laps = _Laps()
         decoded = self._decode(batch)
-        applied = apply_events(self.store, decoded.events)
+        laps.lap("decode")
+        applied = write_events(self.store, decoded.events)
+        laps.lap("write")
+        refresh_rollups(self.store, applied)
+        laps.lap("rollups")
+        self._announce(applied)
+        laps.lap("notify")
+        visible_at = time.time()
+
         self._dead_letter(producer, decoded.dead)
-
-        positions = _positions(decoded)
-        if positions:
-            write_positions(self.store, self.settings.kafka_group, positions)
+        self._hold_positions(decoded)
+        if time.monotonic() - self._positions_written >= POSITIONS_EVERY_S:
+            self._write_positions()
+        laps.lap("positions")
         self._commit(consumer, decoded.offsets)
+        laps.lap("commit")
+        self._observe(consumer, batch, decoded, applied, visible_at, time.perf_counter() - started)
+        self._observe_stages(batch, decoded, laps, visible_at)
 
+    def _hold_positions(self, decoded: _Decoded) -> None:
+        for position in _positions(decoded):
+            key = (position.topic, position.partition)
+            held = self._unwritten.get(key)
+            if held is not None:
+                position = PartitionPosition(
+                    position.topic,
+                    position.partition,
+                    max(position.next_offset, held.next_offset),
+                    max(position.lsn, held.lsn),
+                    max(position.source_ts, held.source_ts),
+                )
+            self._unwritten[key] = position
+
+    def _write_positions(self) -> None:
+        if self._unwritten:
+            write_positions(self.store, self.settings.kafka_group, self._unwritten.values())
+            self._unwritten.clear()
+        self._positions_written = time.monotonic()
+
+    def _write_positions_when_idle(self) -> None:
+        """Write held positions between batches; a failure leaves them for the next try."""
+        try:
+            self._write_positions()
+        except StoreError as exc:
+            self._positions_retry_at = time.monotonic() + RETRY_S
+            log.warning("positions not recorded, will retry: {}", exc.message)
+
+    def _announce(self, applied: AppliedBatch) -> None:
+        """Tell subscribers (the cache, status) what the batch changed, once readers see it."""
         # XXX: freshness is the commit time of the newest change applied, so an idle
         # source looks stale although the sink is caught up; consuming Debezium's
         # heartbeat topic could advance it. test_freshness_is_persisted_in_the_store
@@ -256,14 +367,14 @@ class Sink:
                     merchant_ids=frozenset(applied.merchant_ids),
                     platform=applied.platform,
                     freshness=applied.freshness,
+                    touched=applied.touched.earliest,
                 )
             )
-        self._observe(consumer, batch, decoded, applied, time.perf_counter() - started)
 
-    def _decode(self, batch: Sequence[Message]) -> _Decoded:
+    def _decode(self, batch: _Batch) -> _Decoded:
         decoded = _Decoded()
         prefix = self.settings.kafka_topic_prefix
-        for message in batch:
+        for message, polled_at in zip(batch.messages, batch.polled_at, strict=True):
             topic, partition = message.topic() or "", message.partition() or 0
             decoded.offsets[(topic, partition)] = message.offset() or 0
             value = message.value()
@@ -275,6 +386,7 @@ class Sink:
                 decoded.dead.append((message, exc.message))
                 continue
             decoded.events.append(event)
+            decoded.received.append((_record_time(message, polled_at), polled_at))
             lsn, ts = decoded.lsn.get((topic, partition), (0, 0))
             decoded.lsn[(topic, partition)] = (max(lsn, event.lsn), max(ts, event.ts_ms))
         return decoded
@@ -304,26 +416,45 @@ class Sink:
             raise SinkError("dead-letter messages were not acknowledged by Kafka")
 
     def _commit(self, consumer: Consumer, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit a durable batch's offsets without waiting for the broker's answer.
+
+        The next batch need not wait: a commit that fails or is lost with the
+        process only means redelivery, which the versioned writes make harmless.
+        The drain at stop commits the newest offsets synchronously.
+        """
         commits = [TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()]
+        self._uncommitted.update(offsets)
+        try:
+            consumer.commit(offsets=commits, asynchronous=True)
+        except KafkaException as exc:
+            log.warning("offset commit failed, the batch will be redelivered: {}", exc)
+
+    def _commit_pending(self, consumer: Consumer) -> None:
+        """Commit the newest durable offsets and wait for the broker (the drain at stop)."""
+        if not self._uncommitted:
+            return
+        commits = [TopicPartition(t, p, o + 1) for (t, p), o in self._uncommitted.items()]
         try:
             consumer.commit(offsets=commits, asynchronous=False)
         except KafkaException as exc:
             # Lost partitions after a rebalance: the new owner re-reads; writes are idempotent.
-            log.warning("offset commit failed, the batch will be redelivered: {}", exc)
+            log.warning("final offset commit failed, the batch will be redelivered: {}", exc)
+        self._uncommitted.clear()
 
     def _observe(
         self,
         consumer: Consumer,
-        batch: Sequence[Message],
+        batch: _Batch,
         decoded: _Decoded,
         applied: AppliedBatch,
+        visible_at: float,
         seconds: float,
     ) -> None:
         t = self.telemetry
-        now_ms = time.time() * 1000
+        for table, count in Counter(event.table.name for event in decoded.events).items():
+            t.events.labels(table).inc(count)
         for event in decoded.events:
-            t.events.labels(event.table.name).inc()
-            t.end_to_end.observe(max(0.0, (now_ms - event.ts_ms) / 1000))
+            t.end_to_end.observe(max(0.0, visible_at - event.ts_ms / 1000))
         t.batches.inc()
         t.batch_size.observe(len(batch))
         t.batch_seconds.observe(seconds)
@@ -342,6 +473,22 @@ class Sink:
         status["last_batch_at"] = datetime.now(UTC).isoformat()
         self._observe_lag(consumer)
         log.debug("batch applied messages={} duration_ms={:.1f}", len(batch), seconds * 1000)
+
+    def _observe_stages(
+        self, batch: _Batch, decoded: _Decoded, laps: _Laps, visible_at: float
+    ) -> None:
+        """Where each change's time went (EVENT_STAGES) and the batch's steps (BATCH_STAGES)."""
+        t = self.telemetry
+        for stage, seconds in laps.seconds.items():
+            t.batch_stage.labels(stage).observe(seconds)
+        capture, delivery = t.event_stage.labels("capture"), t.event_stage.labels("delivery")
+        batching, applying = t.event_stage.labels("batching"), t.event_stage.labels("applying")
+        applied_for = max(0.0, visible_at - batch.closed_at)
+        for event, (record_at, polled_at) in zip(decoded.events, decoded.received, strict=True):
+            capture.observe(max(0.0, record_at - event.ts_ms / 1000))
+            delivery.observe(max(0.0, polled_at - record_at))
+            batching.observe(max(0.0, batch.closed_at - polled_at))
+            applying.observe(applied_for)
 
     def _observe_lag(self, consumer: Consumer) -> None:
         assigned = consumer.assignment()
@@ -365,6 +512,21 @@ def _positions(decoded: _Decoded) -> list[PartitionPosition]:
 
 def _ms(ts_ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ts_ms)
+
+
+def _record_time(message: Message, polled_at: float) -> float:
+    """The Kafka record timestamp in seconds, or the poll time if the record has none.
+
+    With the topics' default CreateTime that is when Connect's producer sent it;
+    with LogAppendTime, when the broker appended it.
+    """
+    kind, ms = message.timestamp()
+    return polled_at if kind == TIMESTAMP_NOT_AVAILABLE or ms <= 0 else ms / 1000
+
+
+def _log_failed_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    if error is not None:
+        log.warning("offset commit failed, the batch will be redelivered: {}", error.str())
 
 
 def _log_kafka_error(error: KafkaError) -> None:

@@ -1,8 +1,10 @@
 """The sink's position and freshness, persisted in the store (`cdc_sink_state`).
 
-The sink writes one row per topic partition a batch touched; any process that
-opens the store (a serving process without `--sink`) reads the freshness from
-here rather than from the in-process ChangeBus.
+The sink writes one row per topic partition it applied, at most once a second
+and whenever it goes idle or stops (so this may trail the store by a second
+under load); any process that opens the store (a serving process without
+`--sink`) reads the freshness from here rather than from the in-process
+ChangeBus.
 """
 
 from __future__ import annotations

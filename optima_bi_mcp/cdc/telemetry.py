@@ -12,6 +12,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+_STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+
+# A change's way from the source commit to a reader, one segment each (per event):
+# capture = source commit -> Kafka record timestamp (Debezium and Connect's producer),
+# delivery = record timestamp -> polled by the sink, batching = polled -> batch closed,
+# applying = batch closed -> visible to readers and announced.
+EVENT_STAGES = ("capture", "delivery", "batching", "applying")
+# The sink's work on one batch, in order (per batch).
+BATCH_STAGES = ("decode", "write", "rollups", "notify", "positions", "commit")
 
 
 @dataclass
@@ -40,8 +49,22 @@ class SinkTelemetry:
         )
         self.end_to_end = Histogram(
             "optima_bi_sink_end_to_end_seconds",
-            "Source commit to applied in the store",
+            "Source commit to visible to readers (rows and rollups written, notice out)",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_stage = Histogram(
+            "optima_bi_sink_event_stage_seconds",
+            f"Time a change spends in each stage ({', '.join(EVENT_STAGES)})",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.batch_stage = Histogram(
+            "optima_bi_sink_batch_stage_seconds",
+            f"Time the sink spends per batch in each step ({', '.join(BATCH_STAGES)})",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
             registry=r,
         )
         self.lag = Gauge(

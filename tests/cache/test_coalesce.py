@@ -12,7 +12,7 @@ from tests.cache.conftest import MakeCache
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MERCHANT = uuid.UUID("22222222-2222-2222-2222-222222222222")
-SCOPE = f"merchant:{MERCHANT}"
+SCOPE = f"orders:{MERCHANT}"
 CHANGE = ChangeNotice(merchant_ids=frozenset({MERCHANT}))
 
 

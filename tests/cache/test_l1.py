@@ -16,7 +16,7 @@ from tests.cache.conftest import Computation, MakeCache
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MERCHANT = uuid.UUID("11111111-1111-1111-1111-111111111111")
-SCOPE = f"merchant:{MERCHANT}"
+SCOPE = f"orders:{MERCHANT}"
 ARGS = {"days": 7, "bucket": "day", "timezone": "UTC", "merchant_id": None}
 
 
@@ -61,9 +61,9 @@ async def test_platform_notice_refreshes_platform_answers(
     """A notice with platform=True refreshes answers that read the platform scope."""
     cache, bus = await make_cache(), ChangeBus()
     cache.attach(bus)
-    await ask(cache, computation, "platform")
+    await ask(cache, computation, "orders:*")
     bus.publish(ChangeNotice(merchant_ids=frozenset({MERCHANT}), platform=True))
-    assert await ask(cache, computation, "platform") == (2, "none")
+    assert await ask(cache, computation, "orders:*") == (2, "none")
 
 
 async def test_notice_from_another_thread_applies_before_next_answer(

@@ -16,7 +16,7 @@ from tests.cache.conftest import Computation, MakeCache
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 MERCHANT = uuid.UUID("33333333-3333-3333-3333-333333333333")
-SCOPE = f"merchant:{MERCHANT}"
+SCOPE = f"orders:{MERCHANT}"
 ARGS = {"days": 30, "sort_by": "revenue", "limit": 20, "cursor": None, "merchant_id": None}
 
 
@@ -76,7 +76,7 @@ async def test_version_counter_lives_in_redis(make_cache: MakeCache, redis_url: 
     await cache.wait_until(lambda: cache.stats()["owed_bumps"] == 0, timeout=10)
     client = redis.Redis.from_url(redis_url)
     try:
-        key = f"{cache._link.namespace}:v:platform"
+        key = f"{cache._link.namespace}:v:orders:*"
         assert await client.get(key) == b"1"
         assert await client.ttl(key) == -1  # never expires, so never evicted (volatile-lru)
     finally:

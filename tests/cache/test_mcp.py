@@ -99,5 +99,6 @@ async def test_two_servers_share_l2_and_changes(
 
     scope = seeded[1]
     bus_one.publish(ChangeNotice(merchant_ids=frozenset({UUID(scope.split(":", 1)[1])})))
-    await cache_two.wait_until(lambda: cache_two.version(scope)[0] >= 1, timeout=10)
+    orders = scope.replace("merchant:", "orders:")
+    await cache_two.wait_until(lambda: cache_two.version(orders)[0] >= 1, timeout=10)
     assert await layers(two, 1) == ["none"]

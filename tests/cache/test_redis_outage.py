@@ -17,7 +17,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 # A Redis of these tests' own, so that stopping it disturbs no other test.
 PORT = 16392
 MERCHANT = uuid.UUID("44444444-4444-4444-4444-444444444444")
-SCOPE = f"merchant:{MERCHANT}"
+SCOPE = f"orders:{MERCHANT}"
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ async def test_cache_layer_reaches_meta(make_server):
     server = make_server(MERCHANT_A, cache=RecordingCache())
     result = await call(server, "get_sales", {"days": 7})
     assert (result.meta or {})["cache"] == "L1"
-    assert seen == [(MERCHANT_A, (f"merchant:{A}",))]
+    assert seen == [(MERCHANT_A, (f"merchants:{A}", f"orders:{A}"))]
 
 
 async def test_text_rendering_accompanies_structure(make_server):
