@@ -366,10 +366,13 @@ def http_section(results: dict[str, Any]) -> list[str]:
     if not http:
         return ["Not run (`--skip-http`).", ""]
     seconds = results["profile"]["http_seconds"]
+    warmup = http[0].get("warmup_s", 0.0)
     return [
         f"`optima-bi serve --http --as admin` (L1 cache on, as deployed) on a loopback port,"
-        f" restarted for each level; all sessions connect, then call the mix for {seconds:.0f} s."
-        " The load generator (one Python process) and the server share the machine's cores.",
+        f" restarted for each level; all sessions connect, then call the mix (Zipf over"
+        f" merchants, tools and periods) for {warmup:.0f} s uncounted and {seconds:.0f} s"
+        " counted. The load generator (one Python process speaking streamable HTTP itself,"
+        " `perf/throughput.py`) and the server share the machine's cores.",
         "",
         *http_table(http),
         "",

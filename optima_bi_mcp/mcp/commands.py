@@ -20,6 +20,7 @@ principal of its own, and an `--as` naming another principal is refused
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -108,7 +109,11 @@ def run_serve(ns: argparse.Namespace) -> int:
     route_stdlib_logging()
     try:
         if ns.http:
-            anyio.run(_serve_http, settings, store, resolver, ns.host, ns.port, ns.sink)
+            anyio.run(
+                _serve_http,
+                *(settings, store, resolver, ns.host, ns.port, ns.sink),
+                backend_options=event_loop_options(),
+            )
         else:
             anyio.run(_serve_stdio, settings, store, resolver, ns.sink)
     except OptimaError as exc:
@@ -186,6 +191,15 @@ async def _serve_http(
         arguments = {"principal_resolver": local, **identity, **shared}
         server = build_server(settings, store, **arguments)
         await serve_http(server, sock, on_ready=lambda url: claim_owner(store.location, url))
+
+
+def event_loop_options() -> dict[str, Any]:
+    """uvloop for the serving event loop when it is installed (`uvicorn[standard]` brings it).
+
+    Under load the HTTP server spends most of its time in the event loop
+    (sockets, tasks, memory streams), which uvloop runs in C.
+    """
+    return {"use_uvloop": True} if importlib.util.find_spec("uvloop") else {}
 
 
 def run_call(ns: argparse.Namespace) -> int:

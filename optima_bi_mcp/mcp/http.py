@@ -59,13 +59,21 @@ def http_app(server: MCPServer, host: str) -> Starlette:
             body += generate_latest(cache_metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    return server.streamable_http_app(host=host)
+    # JSON responses: a tool call is answered by one JSON body rather than an SSE
+    # stream (clients accept either). Our tools send nothing back to the client while
+    # they run (no progress, sampling or elicitation), so the stream bought nothing
+    # and cost a task, a memory stream and chunked framing per call.
+    return server.streamable_http_app(host=host, json_response=True)
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Naming the protocol matters: asyncio turns Nagle off (TCP_NODELAY) only on
+    # sockets whose proto is IPPROTO_TCP, and accepted sockets inherit it. With
+    # proto 0 every response written in two parts (headers, then body) waited for
+    # the client's delayed ACK, about 40 ms per request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
