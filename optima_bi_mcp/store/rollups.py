@@ -75,16 +75,25 @@ _COLUMNS = [
     "_version",
 ]
 
+# One pass over the batch's days: per customer, then per day, so the day's
+# figures, its order list and its customer list come from the same read.
 _RECOMPUTE = f"""
-SELECT toDate(created_at) AS day, merchant_id,
-       count() AS orders, sum(amount_total) AS gmv, sum(platform_fee) AS platform_fees,
-       min(created_at) AS first_order_at, max(created_at) AS last_order_at,
-       groupArray((created_at, amount_total, platform_fee)) AS order_list,
-       groupArray(id) AS order_ids
-FROM orders FINAL
-WHERE merchant_id IN {{merchants:Array(UUID)}}
-  AND created_at >= {{lo:DateTime64(6, 'UTC')}} AND created_at < {{hi:DateTime64(6, 'UTC')}}
-  AND {COUNTED_SQL}
+SELECT day, merchant_id,
+       sum(n) AS orders, sum(amount) AS gmv, sum(fees) AS platform_fees,
+       min(first_at) AS first_order_at, max(last_at) AS last_order_at,
+       arrayFlatten(groupArray(order_list)) AS order_list,
+       groupArray((customer_key, n, amount, first_at, last_at)) AS customers
+FROM (
+    SELECT toDate(created_at) AS day, merchant_id, customer_key, count() AS n,
+           sum(amount_total) AS amount, sum(platform_fee) AS fees,
+           min(created_at) AS first_at, max(created_at) AS last_at,
+           groupArray((created_at, amount_total, platform_fee, id)) AS order_list
+    FROM orders FINAL
+    WHERE merchant_id IN {{merchants:Array(UUID)}}
+      AND created_at >= {{lo:DateTime64(6, 'UTC')}} AND created_at < {{hi:DateTime64(6, 'UTC')}}
+      AND {COUNTED_SQL}
+    GROUP BY day, merchant_id, customer_key
+)
 GROUP BY day, merchant_id
 """
 
@@ -126,11 +135,6 @@ FROM (
 )
 GROUP BY merchant_id, day
 """
-_RECOMPUTE_DAY_CUSTOMERS = _DAY_CUSTOMERS_SELECT.format(
-    where="""AND merchant_id IN {merchants:Array(UUID)}
-      AND created_at >= {lo:DateTime64(6, 'UTC')} AND created_at < {hi:DateTime64(6, 'UTC')}"""
-)
-
 # The customer's text is taken from one of its orders: all of them give the same
 # lower(trim(...)), which is computed once per customer instead of once per order.
 _FACTS_SELECT = f"""
@@ -255,14 +259,12 @@ def refresh_rollups(
             lists.append((day, merchant_id, [], version))
         else:
             out.append((day, merchant_id, row[2], row[3], row[4], row[5], row[6], version))
-            lists.append((day, merchant_id, row[7], version))
+            lists.append((day, merchant_id, [_plain(o)[:3] for o in row[7]], version))
     store.insert("merchant_daily", out, _COLUMNS)
     store.insert("merchant_day_orders", lists, _DAY_ORDERS_COLUMNS)
     _refresh_merchant_monthly(store, {(m, d.replace(day=1)) for m, d in wanted})
-    _refresh_customers(store, wanted, bounds)
-    orders = {
-        key: dict(zip(r[8], (o[0] for o in r[7]), strict=True)) for key, r in computed.items()
-    }
+    _refresh_customers(store, wanted, bounds, [(r[1], r[0], r[8]) for r in rows])
+    orders = {key: {o[3]: o[0] for o in map(_plain, r[7])} for key, r in computed.items()}
     _refresh_product_daily(store, wanted, bounds, orders, {UUID(str(o)) for _, o in item_orders})
     return len(out)
 
@@ -316,7 +318,7 @@ def _refresh_product_daily(
     for key in wanted:
         counted = orders.get(key, {})
         lists[key] = [
-            t for t in stored.get(key, []) if t[4] in counted and UUID(str(t[4])) not in item_orders
+            t for t in stored.get(key, []) if t[4] in counted and _uuid(t[4]) not in item_orders
         ]
         kept = {t[4] for t in lists[key]}
         reread.update((o, (key, at)) for o, at in counted.items() if o not in kept)
@@ -373,36 +375,50 @@ def _write_product_days(
 
 
 def _item_order(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Items by time, order and product (a UUID's integer orders as its text does)."""
     created_at, product, _, _, order_id = item
-    return (created_at, str(order_id), str(product))
+    return (created_at, _uuid(order_id).int, _uuid(product).int)
+
+
+def _uuid(value: Any) -> UUID:
+    """A UUID as such: the store returns UUID objects, which need no conversion."""
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def _product_sales(items: list[tuple[Any, ...]]) -> dict[UUID, tuple[Any, int, int]]:
-    """Revenue, quantity and distinct orders per product of one day's item list."""
-    revenue: dict[UUID, Any] = {}
-    quantity: dict[UUID, int] = {}
-    orders: dict[UUID, set[Any]] = {}
+    """Revenue, quantity and distinct orders per product of one day's item list.
+
+    Keyed by the UUIDs' integers while counting: a day of a large merchant holds
+    thousands of items, and integers hash much faster than UUID objects.
+    """
+    revenue: dict[int, Any] = {}
+    quantity: dict[int, int] = {}
+    orders: dict[int, set[int]] = {}
     for _, product, units, amount, order_id in items:
-        key = UUID(str(product))
+        key = _uuid(product).int
         revenue[key] = revenue.get(key, 0) + amount
         quantity[key] = quantity.get(key, 0) + int(units)
-        orders.setdefault(key, set()).add(order_id)
-    return {key: (revenue[key], quantity[key], len(orders[key])) for key in revenue}
+        orders.setdefault(key, set()).add(_uuid(order_id).int)
+    return {UUID(int=key): (revenue[key], quantity[key], len(orders[key])) for key in revenue}
 
 
 def _refresh_customers(
-    store: Store, wanted: set[tuple[UUID, date]], bounds: dict[str, Any]
+    store: Store,
+    wanted: set[tuple[UUID, date]],
+    bounds: dict[str, Any],
+    lists: list[tuple[Any, ...]],
 ) -> None:
-    """Recompute the customer lists of the wanted days, and the facts of customers who moved.
+    """Write the customer lists of the wanted days, and the facts of customers who moved.
 
-    A customer's facts depend only on its figures per day, so the customers whose
+    `lists` holds the recomputed (merchant_id, day, customers) rows. A
+    customer's facts depend only on its figures per day, so the customers whose
     figures on a refreshed day differ from the stored list (or who appear in only
     one of the two) are exactly those whose facts may have changed. Only changed
     lists are written, after the facts: a batch retried after a failure between
     the two writes still finds the old lists and recomputes the same customers.
     """
     old = _customer_lists(store.query(_DAY_CUSTOMERS, bounds), wanted)
-    new = _customer_lists(store.query(_RECOMPUTE_DAY_CUSTOMERS, bounds), wanted)
+    new = _customer_lists(lists, wanted)
     version = next_version()
     rows: list[tuple[Any, ...]] = []
     touched: set[tuple[UUID, int]] = set()
