@@ -20,7 +20,7 @@ from uuid import UUID
 from loguru import logger
 
 from optima_bi_mcp.cdc.decode import EPOCH, ChangeEvent, sorting_key
-from optima_bi_mcp.cdc.notify import Touched
+from optima_bi_mcp.cdc.notify import ChangeNotice, Touched
 from optima_bi_mcp.data.tables import BY_NAME, SourceTable
 from optima_bi_mcp.store import rollups
 from optima_bi_mcp.store.client import Store
@@ -52,6 +52,15 @@ class AppliedBatch:
     @property
     def freshness(self) -> datetime | None:
         return None if self.max_ts_ms is None else _ms(self.max_ts_ms)
+
+    def notice(self) -> ChangeNotice:
+        """What this batch changed, for the cache and `bi://status`."""
+        return ChangeNotice(
+            merchant_ids=frozenset(self.merchant_ids),
+            platform=self.platform,
+            freshness=self.freshness,
+            touched=self.touched.earliest,
+        )
 
 
 def apply_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:

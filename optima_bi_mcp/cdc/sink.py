@@ -44,7 +44,7 @@ from loguru import logger
 
 from optima_bi_mcp.cdc.apply import AppliedBatch, refresh_rollups, write_events
 from optima_bi_mcp.cdc.decode import EPOCH, ChangeEvent, decode_event
-from optima_bi_mcp.cdc.notify import ChangeBus, ChangeNotice
+from optima_bi_mcp.cdc.notify import ChangeBus
 from optima_bi_mcp.cdc.state import PartitionPosition, write_positions
 from optima_bi_mcp.cdc.telemetry import SinkTelemetry
 from optima_bi_mcp.data.tables import TABLES
@@ -362,14 +362,7 @@ class Sink:
         # heartbeat topic could advance it. test_freshness_is_persisted_in_the_store
         # pins today's meaning.
         if applied.events:
-            self.bus.publish(
-                ChangeNotice(
-                    merchant_ids=frozenset(applied.merchant_ids),
-                    platform=applied.platform,
-                    freshness=applied.freshness,
-                    touched=applied.touched.earliest,
-                )
-            )
+            self.bus.publish(applied.notice())
 
     def _decode(self, batch: _Batch) -> _Decoded:
         decoded = _Decoded()

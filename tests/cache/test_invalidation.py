@@ -67,14 +67,7 @@ class World:
             BY_NAME[table], op, row["id"], after, before, next(LSN), int(time.time() * 1000)
         )
         applied = apply_events(self.store, [event])
-        self.bus.publish(
-            ChangeNotice(
-                merchant_ids=frozenset(applied.merchant_ids),
-                platform=applied.platform,
-                freshness=applied.freshness,
-                touched=applied.touched.earliest,
-            )
-        )
+        self.bus.publish(applied.notice())
 
     def row(self, table: str, where: str, **params: Any) -> dict[str, Any]:
         """One current row of `table` matching `where` (newest first)."""
