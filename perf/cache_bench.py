@@ -70,6 +70,7 @@ from optima_bi_mcp.logs import configure_logging
 from optima_bi_mcp.mcp.server import build_server, fixed_principal
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store, open_store
+from perf.stats import zipf_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE_DIR = ROOT / ".data" / "cache_bench"
@@ -150,10 +151,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="notices without detail (every scope of the merchants and the platform), as before",
     )
     return parser.parse_args(argv)
-
-
-def zipf_weights(n: int, s: float) -> list[float]:
-    return [1 / (rank**s) for rank in range(1, n + 1)]
 
 
 @dataclass

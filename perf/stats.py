@@ -37,3 +37,8 @@ def ratio(slow: float, fast: float) -> float:
     if math.isnan(slow) or math.isnan(fast) or fast <= 0:
         return math.nan
     return slow / fast
+
+
+def zipf_weights(n: int, s: float) -> list[float]:
+    """Weights of ranks 1..n under Zipf's law with exponent `s`."""
+    return [1 / rank**s for rank in range(1, n + 1)]

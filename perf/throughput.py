@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from perf.stats import percentile
+from perf.stats import percentile, zipf_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_VERSION = "2025-11-25"
@@ -69,11 +69,6 @@ PERIOD_DAYS = (7, 30, 90, 365)
 SEGMENTS = ("top", "active", "sleeping", "churned")
 
 
-def zipf_weights(n: int, s: float = ZIPF_S) -> list[float]:
-    """Weights of ranks 1..n under Zipf's law with exponent `s`."""
-    return [1 / rank**s for rank in range(1, n + 1)]
-
-
 @dataclass
 class Mix:
     """Draws the calls of a population of assistants: Zipf over merchants, tools and periods.
@@ -90,7 +85,7 @@ class Mix:
     def __post_init__(self) -> None:
         self._ranked = list(self.merchants)
         random.Random(self.seed).shuffle(self._ranked)
-        self._merchant_w = zipf_weights(len(self._ranked))
+        self._merchant_w = zipf_weights(len(self._ranked), ZIPF_S)
 
     def call(self, rng: random.Random) -> tuple[str, dict[str, Any]]:
         """One call: a tool and the arguments an assistant would send."""
@@ -110,9 +105,9 @@ class Mix:
         return tool, merchant
 
 
-_TOOL_W = zipf_weights(len(TOOLS))
-_PERIOD_W = zipf_weights(len(PERIOD_DAYS))
-_SEGMENT_W = zipf_weights(len(SEGMENTS))
+_TOOL_W = zipf_weights(len(TOOLS), ZIPF_S)
+_PERIOD_W = zipf_weights(len(PERIOD_DAYS), ZIPF_S)
+_SEGMENT_W = zipf_weights(len(SEGMENTS), ZIPF_S)
 
 
 # ---------------------------------------------------------------- the client

@@ -34,6 +34,7 @@ from optima_bi_mcp.mcp.server import build_server, fixed_principal
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store, open_store
 from perf.plan import Merchants, build_cases
+from perf.profile import time_queries
 from perf.stats import percentile
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -52,25 +53,8 @@ def pick(store: Store) -> Merchants:
     return Merchants(sizes, [m for m, _ in rows], sum(n for _, n in rows))
 
 
-def timed_store(store: Store, extra: dict[str, str]) -> list[float]:
-    """Wrap `store.query` to keep each query's milliseconds (and add `extra` settings)."""
-    spent: list[float] = []
-    original = store.query
-
-    def query(sql: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
-        kwargs["settings"] = {**(kwargs.get("settings") or {}), **extra}
-        started = time.perf_counter()
-        try:
-            return original(sql, *args, **kwargs)
-        finally:
-            spent.append((time.perf_counter() - started) * 1000)
-
-    store.query = query  # type: ignore[method-assign]
-    return spent
-
-
 async def measure(
-    server: Any, cases: list[dict[str, Any]], calls: int, spent: list[float]
+    server: Any, cases: list[dict[str, Any]], calls: int, spent: dict[str, list[float]]
 ) -> list[dict[str, Any]]:
     samples: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     async with Client(server) as client:
@@ -88,8 +72,8 @@ async def measure(
                 if result.is_error:
                     raise SystemExit(f"{cases[i]} failed: {result.content}")
                 s["server"].append(float((result.meta or {}).get("duration_ms", "nan")))
-                s["queries"].append(len(spent))
-                s["store"].append(sum(spent))
+                s["queries"].append(sum(len(v) for v in spent.values()))
+                s["store"].append(sum(sum(v) for v in spent.values()))
     return [_row(case, samples[i]) for i, case in enumerate(cases)]
 
 
@@ -125,7 +109,7 @@ def main() -> int:
         for c in build_cases(merchants, end)
         if c["kind"] == "merchant" and c["size"] in sizes and (not tools or c["tool"] in tools)
     ]
-    spent = timed_store(store, dict(pair.split("=", 1) for pair in ns.setting))
+    spent = time_queries(store, dict(pair.split("=", 1) for pair in ns.setting))
     server = build_server(
         settings, store, principal_resolver=fixed_principal(Principal.parse("admin"))
     )

@@ -269,11 +269,6 @@ def refresh_rollups(
     return len(out)
 
 
-def refresh_merchant_daily(store: Store, keys: Iterable[tuple[UUID, date]]) -> int:
-    """The former name of `refresh_rollups`, kept for existing callers."""
-    return refresh_rollups(store, keys)
-
-
 def _order_days(store: Store, item_orders: Iterable[tuple[UUID, UUID]]) -> set[tuple[UUID, date]]:
     """The (merchant_id, UTC day) of the stored orders of changed items.
 
@@ -544,11 +539,6 @@ def rebuild_rollups(store: Store) -> None:
     store.command(
         f"INSERT INTO product_daily SELECT *, {next_version()}, 0 FROM ({_PRODUCTS_FROM_ITEMS})"
     )
-
-
-def rebuild_merchant_daily(store: Store) -> None:
-    """The former name of `rebuild_rollups`, kept for existing callers."""
-    rebuild_rollups(store)
 
 
 def compact(store: Store) -> None:

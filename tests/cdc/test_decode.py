@@ -87,7 +87,8 @@ def test_null_is_refused_outside_nullable_columns() -> None:
 
 def test_topics_map_to_tables_only_under_the_prefix() -> None:
     """`<prefix>.public.<table>` names a table; other prefixes and tables do not."""
-    assert table_of_topic("commerce.public.orders", "commerce").name == "orders"  # type: ignore[union-attr]
+    table = table_of_topic("commerce.public.orders", "commerce")
+    assert table is not None and table.name == "orders"
     assert table_of_topic("other.public.orders", "commerce") is None
     assert table_of_topic("commerce.public.heartbeat", "commerce") is None
 

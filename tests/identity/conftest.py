@@ -27,21 +27,11 @@ from joserfc.jwk import KeySet, RSAKey
 from optima_bi_mcp.identity.config import IdentityConfig
 from optima_bi_mcp.identity.session import DeviceSession
 from optima_bi_mcp.identity.storage import TokenStore
+from tests.waiting import wait_for
 
 MERCHANT_A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 MERCHANT_B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 USERS = [f"alice=merchant:{MERCHANT_A}", f"bob=merchant:{MERCHANT_B}", "root=admin"]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns a truthy value, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

@@ -67,7 +67,11 @@ def http_server(make_served_store, tmp_path_factory) -> Iterator[tuple[str, str]
     process = subprocess.Popen(command, stdout=log, stderr=log, env=child_env())
     location = StoreLocation.parse(dsn)
     try:
-        owner = wait_for(lambda: (read_owner(location) or {}).get("url") or process.poll())
+
+        def serving() -> Any:
+            return (read_owner(location) or {}).get("url") or process.poll()
+
+        owner = wait_for(serving, timeout=60)
         assert isinstance(owner, str), "the server exited before serving"
         yield owner, dsn
     finally:

@@ -29,7 +29,7 @@ def _id(n: int) -> uuid.UUID:
 
 def load(store, now: datetime | None = None) -> datetime:  # type: ignore[no-untyped-def]
     """Write the dataset into `store` and rebuild its rollup; returns the `now` used."""
-    from optima_bi_mcp.store.rollups import rebuild_merchant_daily
+    from optima_bi_mcp.store.rollups import rebuild_rollups
 
     now = now or datetime.now(UTC)
     old = now - timedelta(days=400)
@@ -110,7 +110,7 @@ def load(store, now: datetime | None = None) -> datetime:  # type: ignore[no-unt
         ["id", "merchant_id", "amount", "status", "created_at", "updated_at", "_version"]
         + ["_is_deleted"],
     )
-    rebuild_merchant_daily(store)
+    rebuild_rollups(store)
     return now
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import mcp_dataset as dataset
@@ -18,11 +16,22 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 
+from tests.waiting import wait_for
+
 ADMIN = "admin"
 MERCHANT_A = f"merchant:{dataset.MERCHANT_A}"
 MERCHANT_B = f"merchant:{dataset.MERCHANT_B}"
 
-__all__ = ["ADMIN", "MERCHANT_A", "MERCHANT_B", "call", "child_env", "dataset", "error_code"]
+__all__ = [
+    "ADMIN",
+    "MERCHANT_A",
+    "MERCHANT_B",
+    "call",
+    "child_env",
+    "dataset",
+    "error_code",
+    "wait_for",
+]
 
 
 async def call(server: MCPServer | str, tool: str, arguments: dict[str, Any]) -> CallToolResult:
@@ -43,13 +52,3 @@ def optima_bi() -> list[str]:
 
 def child_env() -> dict[str, str]:
     return {**os.environ, "OPTIMA_BI_LOG_LEVEL": "WARNING"}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)
-    return value

@@ -23,7 +23,7 @@ from optima_bi_mcp.metrics.models import (
     PlatformRevenueArgs,
 )
 from optima_bi_mcp.store import Store
-from optima_bi_mcp.store.rollups import refresh_merchant_daily
+from optima_bi_mcp.store.rollups import refresh_rollups
 from tests.metrics.dataset import NOW, build_dataset
 from tests.metrics.dataset_platform import add_platform_rows
 from tests.oracle import platform as oracle
@@ -151,7 +151,7 @@ def test_platform_metrics_wrong_until_touched_keys_are_refreshed(env: Env) -> No
     keys = _apply_to_store(env, changed, deleted)
     assert _answers(env) != _oracle(env)
 
-    refresh_merchant_daily(env.store, keys)
+    refresh_rollups(env.store, keys)
     assert _answers(env) == _oracle(env)
 
 
@@ -160,7 +160,7 @@ def test_platform_metrics_exact_after_redelivered_changes(env: Env) -> None:
     changed, deleted = _change_source(env)
     for _ in range(2):
         keys = _apply_to_store(env, changed, deleted)
-        refresh_merchant_daily(env.store, keys)
+        refresh_rollups(env.store, keys)
     assert _answers(env) == _oracle(env)
 
 
@@ -184,7 +184,7 @@ def _rollup(env: Env, table: str, key: str) -> set[tuple[Any, ...]]:
 def test_rollups_equal_the_source_after_refreshing_touched_keys(env: Env) -> None:
     """merchant_daily and merchant_monthly equal the source's counts after a refreshed change."""
     changed, deleted = _change_source(env)
-    refresh_merchant_daily(env.store, _apply_to_store(env, changed, deleted))
+    refresh_rollups(env.store, _apply_to_store(env, changed, deleted))
     days = {tuple(r) for r in env.pg.execute(_SOURCE_DAYS).fetchall()}
     months = {tuple(r) for r in env.pg.execute(_SOURCE_MONTHS).fetchall()}
     assert _rollup(env, "merchant_daily", "day") == days
