@@ -22,10 +22,10 @@ SCOPE = f"orders:{MERCHANT}"
 
 @pytest.fixture
 def outage_redis() -> Iterator[str]:
-    """URL of a private Redis, left running after the test."""
+    """URL of a private Redis (tests stop and restart it), stopped after the test."""
     url = redis_script("up", PORT)
     yield url
-    redis_script("up", PORT)
+    redis_script("down", PORT)
 
 
 async def ask(cache: TieredCache, compute: Computation, days: int = 7) -> tuple[int, str]:
