@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     - `OPTIMA_BI_REDIS_URL`: Redis for the shared L2 cache; unset means L1 only.
     - `OPTIMA_BI_L1_TTL_S` (60), `OPTIMA_BI_L1_MAX_ENTRIES` (10000),
       `OPTIMA_BI_L2_TTL_S` (300), `OPTIMA_BI_INVALIDATION_INTERVAL_MS` (500).
+    - `OPTIMA_BI_REFRESH_MIN_ASKS` (2): after a change, answers asked at least this
+      often within the L1 TTL are recomputed ahead of their next ask; 0 turns it off.
     - `OPTIMA_BI_KAFKA_BOOTSTRAP`: Kafka bootstrap servers (`127.0.0.1:19092`, infra/kafka).
     - `OPTIMA_BI_KAFKA_TOPIC_PREFIX`: Debezium topic prefix (`commerce`).
     - `OPTIMA_BI_KAFKA_GROUP`: the sink's consumer group (`optima-bi-sink`).
@@ -56,6 +58,7 @@ class Settings(BaseSettings):
     l1_max_entries: int = 10_000
     l2_ttl_s: float = 300.0
     invalidation_interval_ms: int = 500
+    refresh_min_asks: int = 2
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_topic_prefix: str = "commerce"

@@ -29,6 +29,11 @@ class CacheMetrics:
         self._computed = Counter(
             "optima_bi_cache_computations", "Answers computed from the store.", registry=reg
         )
+        self._refreshed = Counter(
+            "optima_bi_cache_refreshes",
+            "Answers recomputed ahead of their next ask after a change (refresh-ahead).",
+            registry=reg,
+        )
         self._joined = Counter(
             "optima_bi_cache_singleflight_joins",
             "Calls that joined an identical computation already running.",
@@ -41,8 +46,8 @@ class CacheMetrics:
             "optima_bi_cache_redis_errors", "Redis commands that failed.", registry=reg
         )
         self.counts: dict[str, int] = dict.fromkeys(
-            ("requests", "hits_L1", "hits_L2", "misses_L1", "misses_L2", "computed", "joined",
-             "lock_waits", "invalidations", "redis_errors"),
+            ("requests", "hits_L1", "hits_L2", "misses_L1", "misses_L2", "computed", "refreshed",
+             "joined", "lock_waits", "invalidations", "redis_errors"),
             0,
         )  # fmt: skip
 
@@ -60,6 +65,10 @@ class CacheMetrics:
     def computed(self) -> None:
         self._computed.inc()
         self.counts["computed"] += 1
+
+    def refreshed(self) -> None:
+        self._refreshed.inc()
+        self.counts["refreshed"] += 1
 
     def joined(self) -> None:
         self._joined.inc()

@@ -48,6 +48,12 @@ Freshness, exactly. Let I be `invalidation_interval_ms` (500 ms by default).
   reaches Redis.
 - While Redis is unreachable, an instance still applies the notices of its
   own bus; see the XXX note in `get_or_compute` for the rest.
+
+Refresh-ahead (cache.refresh): after a bump, questions asked repeatedly in the
+last `refresh_window_s` that read a bumped scope are recomputed in the
+background, one at a time and only while no caller's answer is being computed
+(the store's spare time), so that their next ask is a hit on fresh data. A
+request arriving during such a recomputation joins it.
 """
 
 from __future__ import annotations
@@ -70,8 +76,9 @@ from prometheus_client import CollectorRegistry
 
 from optima_bi_mcp.cache.base import Compute, Layer, ToolCache
 from optima_bi_mcp.cache.coalesce import Coalescer
-from optima_bi_mcp.cache.keys import result_key
+from optima_bi_mcp.cache.keys import canonical_json, result_key
 from optima_bi_mcp.cache.redis_link import RedisLink
+from optima_bi_mcp.cache.refresh import Recipe, RefreshPlan
 from optima_bi_mcp.cache.stats import CacheMetrics
 from optima_bi_mcp.cdc.notify import ChangeBus, ChangeNotice
 from optima_bi_mcp.settings import Settings
@@ -140,6 +147,9 @@ class TieredCache(ToolCache):
         namespace: str = "optima-bi",
         registry: CollectorRegistry | None = None,
         lock_wait_s: float = LOCK_WAIT_S,
+        refresh_min_asks: int = 2,
+        refresh_window_s: float | None = None,
+        refresh_max_recipes: int = 2000,
         **link_options: float,
     ) -> None:
         self._loop = asyncio.get_running_loop()
@@ -152,6 +162,7 @@ class TieredCache(ToolCache):
             "l1_max_entries": l1_max_entries,
             "l2_ttl_s": l2_ttl_s,
             "invalidation_interval_ms": invalidation_interval_ms,
+            "refresh_min_asks": refresh_min_asks,
         }
         self._l2_ttl_ms = int(l2_ttl_s * 1000)
         self._lock_wait_s = lock_wait_s
@@ -168,6 +179,16 @@ class TieredCache(ToolCache):
         self._flusher: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._coalescer = Coalescer(invalidation_interval_ms / 1000, self._bump)
+        # A question is worth refreshing while its answer could still be in L1.
+        self._plan = RefreshPlan(
+            min_asks=refresh_min_asks,
+            window_s=l1_ttl_s if refresh_window_s is None else refresh_window_s,
+            max_recipes=refresh_max_recipes,
+        )
+        self._refresher: asyncio.Task[None] | None = None
+        self._computing = 0  # callers' computations running now
+        self._idle = asyncio.Event()
+        self._idle.set()
 
         self._link: RedisLink | None = None
         if redis_url:
@@ -214,6 +235,11 @@ class TieredCache(ToolCache):
         self._drain()
         self.metrics.request()
         keys = await self._keys(tool, arguments, scope, data_scopes)
+        self._plan.asked(
+            (tool, scope, canonical_json(arguments)),
+            Recipe(tool, arguments, scope, data_scopes, compute),
+            self._loop.time(),
+        )
 
         text = self._l1.get(keys.l1)
         if text is not None:
@@ -244,6 +270,9 @@ class TieredCache(ToolCache):
             **self._settings,
             "pending_bumps": len(self._coalescer.pending),
             "owed_bumps": len(self._owed),
+            "refresh_recipes": len(self._plan),
+            "refresh_queued": self._plan.due,
+            "refreshing": self._refresher is not None and not self._refresher.done(),
             **self.metrics.snapshot(),
         }
 
@@ -254,6 +283,10 @@ class TieredCache(ToolCache):
             self._unsubscribe = None
         self._drain()
         self._coalescer.flush()
+        self._plan.clear_due()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._link is not None:
@@ -298,6 +331,42 @@ class TieredCache(ToolCache):
         if self._link is not None:
             self._flush_soon()
         self._notify()
+        self._refresh_soon(scopes)
+
+    # Refresh-ahead -------------------------------------------------------------
+
+    def _refresh_soon(self, scopes: list[str]) -> None:
+        if not self._plan.bumped(scopes, self._loop.time()):
+            return
+        if self._refresher is None or self._refresher.done():
+            self._refresher = self._loop.create_task(self._refresh_due())
+
+    async def _refresh_due(self) -> None:
+        """Recompute queued recipes one at a time (the store answers one query at a time)."""
+        while True:
+            # Callers first: a refresh waits until no caller's answer is being computed.
+            while self._computing:
+                self._idle.clear()
+                await self._idle.wait()
+            recipe = self._plan.next_due()
+            if recipe is None:
+                return
+            try:
+                await self._refresh(recipe)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The next ask computes it the ordinary way and reports any error itself.
+                log.info("refresh-ahead failed tool={} error={}", recipe.tool, type(exc).__name__)
+
+    async def _refresh(self, recipe: Recipe) -> None:
+        keys = await self._keys(recipe.tool, recipe.arguments, recipe.scope, recipe.data_scopes)
+        if keys.l1 in self._l1 or keys.l1 in self._inflight:
+            return  # already answered (or being answered) under the new versions
+        task = self._loop.create_task(self._fill(keys, recipe.compute, refresh=True))
+        self._inflight[keys.l1] = task
+        task.add_done_callback(lambda done: self._forget(keys.l1, done))
+        await asyncio.shield(task)
 
     def _flush_soon(self) -> None:
         if self._flusher is None or self._flusher.done():
@@ -323,14 +392,19 @@ class TieredCache(ToolCache):
             self._notify()
 
     def _on_message(self, data: bytes) -> None:
+        raised: list[str] = []
         try:
             pairs = json.loads(data)
             for scope, version in pairs:
-                self._raise_shared(str(scope), int(version))
+                if self._raise_shared(str(scope), int(version)):
+                    raised.append(str(scope))
         except (ValueError, TypeError):
             log.warning("ignored a malformed version message")
             return
         self._notify()
+        # Bumps made elsewhere (a sink's process, another server) refresh our popular answers
+        # too; our own bumps come back already applied and raise nothing.
+        self._refresh_soon(raised)
 
     def _on_redis_up(self) -> None:
         # Bumps announced while we were away were missed: forget every shared
@@ -346,10 +420,12 @@ class TieredCache(ToolCache):
         self.metrics.redis_error()
         self._notify()
 
-    def _raise_shared(self, scope: str, version: int) -> None:
+    def _raise_shared(self, scope: str, version: int) -> bool:
         # Versions only grow; messages and MGET replies may arrive out of order.
         if version > self._shared.get(scope, -1):
             self._shared[scope] = version
+            return True
+        return False
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -416,26 +492,38 @@ class TieredCache(ToolCache):
         assert self._link is not None
         return f"{self._link.namespace}:v:{scope}"
 
-    async def _fill(self, keys: _Keys, compute: Compute) -> _Answer:
+    async def _fill(self, keys: _Keys, compute: Compute, *, refresh: bool = False) -> _Answer:
+        """L2, then the computation; `refresh`: for no caller (only `refreshed` is counted)."""
         token = ""
         if keys.use_l2:
             text = await self._l2_get(keys.l2)
             if text is not None:
-                return self._l2_hit(keys, text)
-            self.metrics.miss("L2")
+                return self._l2_hit(keys, text, count=not refresh)
+            if not refresh:
+                self.metrics.miss("L2")
             token = await self._lock(keys.l2)
             if not token:
                 text = await self._await_holder(keys.l2)
                 if text is not None:
-                    return self._l2_hit(keys, text)
+                    return self._l2_hit(keys, text, count=not refresh)
                 token = ""
 
+        if not refresh:
+            self._computing += 1
         try:
             result = await compute()
         except BaseException:
             await self._release(keys.l2, token)
             raise
-        self.metrics.computed()
+        finally:
+            if not refresh:
+                self._computing -= 1
+                if not self._computing:
+                    self._idle.set()
+        if refresh:
+            self.metrics.refreshed()
+        else:
+            self.metrics.computed()
         text = _encode(result)
         if text is None:
             await self._release(keys.l2, token)
@@ -445,8 +533,9 @@ class TieredCache(ToolCache):
             await self._l2_put(keys.l2, text, token)
         return _Answer(text, None, "none")
 
-    def _l2_hit(self, keys: _Keys, text: str) -> _Answer:
-        self.metrics.hit("L2")
+    def _l2_hit(self, keys: _Keys, text: str, *, count: bool = True) -> _Answer:
+        if count:
+            self.metrics.hit("L2")
         self._l1[keys.l1] = text
         return _Answer(text, None, "L2")
 
@@ -548,6 +637,7 @@ async def create_cache(
         l1_max_entries=settings.l1_max_entries,
         l2_ttl_s=settings.l2_ttl_s,
         invalidation_interval_ms=settings.invalidation_interval_ms,
+        refresh_min_asks=settings.refresh_min_asks,
         redis_url=settings.redis_url,
         namespace=namespace or f"optima-bi:{settings.database}",
         registry=registry,

@@ -92,8 +92,9 @@ def seeded(make_store: Callable[[str], Store]) -> Store:
 async def world(seeded: Store, make_cache: MakeCache, redis_url: str) -> World:
     bus = ChangeBus()
     bus.publish(ChangeNotice(freshness=datetime.now(UTC)))
-    # No coalescing: each change must show at once, however close to the previous.
-    cache = await make_cache(redis_url=redis_url, invalidation_interval_ms=0)
+    # No coalescing: each change must show at once, however close to the previous. No
+    # refresh-ahead: which answers a change retires shows as the next ask's layer.
+    cache = await make_cache(redis_url=redis_url, invalidation_interval_ms=0, refresh_min_asks=0)
     cache.attach(bus)
     admin = fixed_principal(Principal.parse("admin"))
     busiest = "SELECT merchant_id FROM orders FINAL GROUP BY merchant_id ORDER BY count() DESC"
