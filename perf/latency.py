@@ -58,6 +58,7 @@ class Case:
     arguments: dict[str, Any]
     uncached_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
+    store_ms: list[float] = field(default_factory=list)
     store_queries: int = 0
     cached_ms: list[float] = field(default_factory=list)
     cached_server_ms: list[float] = field(default_factory=list)
@@ -95,16 +96,46 @@ async def warm_up(client: Client, cases: list[Case], store: Any) -> dict[int, An
     return answers
 
 
-async def uncached_rounds(client: Client, cases: list[Case], rounds: int, seed: int) -> None:
-    """Every case `rounds` times, each round in a new shuffled order."""
+async def uncached_rounds(
+    client: Client, cases: list[Case], rounds: int, seed: int, store: Any
+) -> None:
+    """Every case `rounds` times, each round in a new shuffled order.
+
+    Besides the caller's and the server's time, each call's time in store
+    queries is kept: the three split a call between the MCP client, the
+    server's Python (arguments, models, rendering, MCP) and the engine.
+    """
     order = [c for c in cases if c.error is None]
     shuffle = random.Random(seed)
     for _ in range(rounds):
         shuffle.shuffle(order)
         for case in order:
+            before = store.query_seconds
             elapsed, result = await call(client, case)
             case.uncached_ms.append(elapsed)
             case.server_ms.append(server_ms(result))
+            case.store_ms.append((store.query_seconds - before) * 1000)
+
+
+def store_floor(store: Any, calls: int = 50) -> dict[str, float]:
+    """Median milliseconds of the cheapest statements, through the same client: what any
+    store query costs before it reads anything (parse, plan, pipeline, result)."""
+    probes = {
+        "SELECT 1": ("SELECT 1", None),
+        "one merchant row (FINAL)": (
+            "SELECT name FROM merchants FINAL WHERE id = {m:UUID}",
+            {"m": "00000000-0000-0000-0000-000000000000"},
+        ),
+    }
+    floor = {}
+    for name, (sql, parameters) in probes.items():
+        samples = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            store.query(sql, parameters)
+            samples.append((time.perf_counter() - started) * 1000)
+        floor[name] = round(sorted(samples)[len(samples) // 2], 3)
+    return floor
 
 
 async def cached_calls(client: Client, cases: list[Case], calls: int) -> None:
@@ -298,7 +329,7 @@ async def measure(plan: dict[str, Any]) -> dict[str, Any]:
 
     async with Client(uncached, cache=None) as client:
         answers = await warm_up(client, cases, store)
-        await uncached_rounds(client, cases, plan["rounds"], plan["seed"])
+        await uncached_rounds(client, cases, plan["rounds"], plan["seed"], store)
     async with Client(cached, cache=None) as client:
         await cached_calls(client, cases, plan["cached_calls"])
     await services_of(cached).cache.aclose()
@@ -306,8 +337,13 @@ async def measure(plan: dict[str, Any]) -> dict[str, Any]:
     agreement(plan["source"], cases, answers)
     pg_rounds(plan["source"], cases, plan["pg_rounds"], plan["pg_budget_s"], plan["seed"])
     version = store.query("SELECT version()")[0][0]
+    floor = store_floor(store)
     store.close()
-    return {"clickhouse": str(version), "cases": [asdict(c) for c in cases]}
+    return {
+        "clickhouse": str(version),
+        "store_floor_ms": floor,
+        "cases": [asdict(c) for c in cases],
+    }
 
 
 def main(argv: list[str]) -> int:

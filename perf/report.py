@@ -32,7 +32,9 @@ class ToolFigures:
     kind: str
     uncached: list[float]
     server: list[float]
+    store: list[float]
     cached: list[float]
+    cached_server: list[float]
     pg: list[float]
     worst_ratio: float
     worst_case: str
@@ -57,11 +59,13 @@ def by_tool(cases: list[dict[str, Any]]) -> list[ToolFigures]:
     for case in cases:
         figures = tools.setdefault(
             case["tool"],
-            ToolFigures(case["tool"], case["kind"], [], [], [], [], math.inf, "-"),
+            ToolFigures(case["tool"], case["kind"], [], [], [], [], [], [], math.inf, "-"),
         )
         figures.uncached += case["uncached_ms"]
         figures.server += case.get("server_ms", [])
+        figures.store += case.get("store_ms", [])
         figures.cached += case["cached_ms"]
+        figures.cached_server += case.get("cached_server_ms", [])
         figures.pg += pg_samples(case)
         value = case_ratio(case)
         if not math.isnan(value) and value < figures.worst_ratio:
@@ -104,14 +108,15 @@ def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 
 def tool_table(tools: list[ToolFigures]) -> list[str]:
-    header = ["tool", "uncached median", "in server", "cached median", "PostgreSQL median"]
-    header += ["ratio", "worst case (ratio)", "uncached p95", "uncached p99", "cached p99"]
-    header += ["PG p95"]
+    header = ["tool", "uncached median", "in server", "in store", "cached median"]
+    header += ["PostgreSQL median", "ratio", "worst case (ratio)", "uncached p95"]
+    header += ["uncached p99", "cached p99", "PG p95"]
     rows = [
         [
             f"`{t.tool}`",
             ms(percentile(t.uncached, 50)),
             ms(percentile(t.server, 50)),
+            ms(percentile(t.store, 50)),
             ms(percentile(t.cached, 50)),
             ms(percentile(t.pg, 50)),
             times(t.ratio),
@@ -236,15 +241,17 @@ def _errors(run: dict[str, Any]) -> str:
 
 
 def case_table(cases: list[dict[str, Any]]) -> list[str]:
-    header = ["tool", "merchant", "period", "uncached median", "uncached p99", "cached median"]
-    header += ["PostgreSQL median", "oracle total median", "ratio", "store queries"]
-    header += ["answers agree"]
+    header = ["tool", "merchant", "period", "uncached median", "in server", "in store"]
+    header += ["uncached p99", "cached median", "PostgreSQL median", "oracle total median"]
+    header += ["ratio", "store queries", "answers agree"]
     rows = [
         [
             f"`{c['tool']}`",
             c["size"],
             c["period"],
             ms(percentile(c["uncached_ms"], 50)),
+            ms(percentile(c.get("server_ms", []), 50)),
+            ms(percentile(c.get("store_ms", []), 50)),
             ms(percentile(c["uncached_ms"], 99)),
             ms(percentile(c["cached_ms"], 50)),
             ms(percentile(pg_samples(c), 50)),
@@ -334,6 +341,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         *targets_table(target_rows(tools, cases, http)),
         "",
+        "## Where the time goes",
+        "",
+        *split_lines(tools, results["latency"].get("store_floor_ms", {})),
+        "",
         "## Throughput over streamable HTTP",
         "",
         *http_section(results),
@@ -359,6 +370,50 @@ def render(results: dict[str, Any]) -> str:
     if results.get("notes"):
         lines += ["## Notes", "", *results["notes"], ""]
     return "\n".join(lines)
+
+
+def split_lines(tools: list[ToolFigures], floor: dict[str, float]) -> list[str]:
+    """Each tool's uncached median split between the MCP client, the server's Python and
+    the store, and the cached median between the client and the server, from the same
+    calls; with the cost of the cheapest store queries, which no question goes below."""
+    header = ["tool", "uncached", "client", "server Python", "store", "cached", "cached: client"]
+    rows = []
+    for t in tools:
+        total, server, store = (percentile(v, 50) for v in (t.uncached, t.server, t.store))
+        cached = percentile(t.cached, 50)
+        rows.append(
+            [
+                f"`{t.tool}`",
+                ms(total),
+                ms(total - server),
+                ms(server - store),
+                ms(store),
+                ms(cached),
+                ms(cached - _cached_server(t)),
+            ]
+        )
+    lines = [
+        "Medians in milliseconds of the uncached calls above: 'client' is the caller's time"
+        " outside the server (the MCP SDK client validating each result against the tool's"
+        " output schema, and the in-memory transport), 'server Python' the server's time"
+        " outside store queries (arguments, principal, result models, rendering), 'store' the"
+        " time in store queries. The cached columns split the L1 hits the same way.",
+        "",
+        *table(header, rows),
+    ]
+    if floor:
+        probes = ", ".join(f"{name}: {value:.2f} ms" for name, value in floor.items())
+        lines += [
+            "",
+            f"The cheapest store queries through the same client (median of 50): {probes}."
+            " Every uncached answer pays this per query before it reads anything, where an"
+            " indexed PostgreSQL lookup of a small merchant takes about a millisecond.",
+        ]
+    return lines
+
+
+def _cached_server(t: ToolFigures) -> float:
+    return percentile(t.cached_server, 50) if t.cached_server else math.nan
 
 
 def http_section(results: dict[str, Any]) -> list[str]:

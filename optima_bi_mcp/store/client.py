@@ -87,6 +87,9 @@ class Store:
         self._local = threading.local()
         self._embedded_client: Any = None
         self.queries = 0
+        # Seconds spent in `query` (waiting for the engine included): profiles split a
+        # tool call's time between the store and the Python around it.
+        self.query_seconds = 0.0
         self._admin = self._connect(database=None)
 
     @property
@@ -148,11 +151,10 @@ class Store:
                 rows = result.result_rows
         except ClickHouseError as exc:
             raise StoreError(f"store query failed: {_first_line(exc)}") from exc
-        log.debug(
-            "store query rows={} duration_ms={:.1f}",
-            len(rows),
-            (time.perf_counter() - started) * 1000,
-        )
+        finally:
+            elapsed = time.perf_counter() - started
+            self.query_seconds += elapsed
+        log.debug("store query rows={} duration_ms={:.1f}", len(rows), elapsed * 1000)
         return rows
 
     async def aquery(

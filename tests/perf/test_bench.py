@@ -82,3 +82,17 @@ def testhttp_target_needs_zero_errors() -> None:
     """Fast enough but with one error is a miss."""
     run = {"sessions": 50, "calls_per_s": 900.0, "p99_ms": 80.0, "errors": 1}
     assert report.http_target([run])[2] is False
+
+
+def test_time_split_between_client_server_and_store() -> None:
+    """An uncached call of 10 ms, 7 in the server of which 4 in the store: 3 + 3 + 4."""
+    measured = {
+        **case("get_sales", "merchant", 10, 500),
+        "server_ms": [7.0] * 5,
+        "store_ms": [4.0] * 5,
+        "cached_server_ms": [0.2] * 5,
+    }
+    lines = report.split_lines(report.by_tool([measured]), {"SELECT 1": 1.5})
+    row = next(line for line in lines if line.startswith("| `get_sales`"))
+    assert row == "| `get_sales` | 10.0 | 3.00 | 3.00 | 4.00 | 0.50 | 0.30 |"
+    assert "SELECT 1: 1.50 ms" in lines[-1]
