@@ -6,12 +6,14 @@ call `Store.query` and `Store.insert` the same way for both.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,17 +75,59 @@ class StoreLocation:
         return f"{parts.scheme}://{host}{port} database={self.database}"
 
 
+class FairLock:
+    """A reentrant lock that grants waiting threads in the order they asked.
+
+    `threading.RLock` lets whichever thread wakes first take a freed lock, so
+    under load a query can lose the race again and again: with tens of tool
+    calls waiting for the embedded engine, some waited seconds while later ones
+    went through. Here `release` hands the lock to the oldest waiter.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
+        self._waiters: deque[tuple[int, threading.Lock]] = deque()
+
+    def __enter__(self) -> FairLock:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me or self._owner is None:
+                self._owner, self._depth = me, self._depth + 1
+                return self
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append((me, turn))
+        turn.acquire()  # released by the thread that hands the lock over
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth:
+                return
+            if self._waiters:
+                self._owner, turn = self._waiters.popleft()
+                self._depth = 1
+                turn.release()
+            else:
+                self._owner = None
+
+
 class Store:
     """A connection to the store, safe to share between threads.
 
     chDB runs one query at a time per process, so calls on an embedded store are
-    serialized by a lock; a ClickHouse server gets one client per thread.
+    serialized by a lock that serves them in arrival order; a ClickHouse server
+    gets one client per thread and answers them concurrently.
     """
 
     def __init__(self, location: StoreLocation, query_timeout_s: float = 30.0) -> None:
         self.location = location
         self.query_timeout_s = query_timeout_s
-        self._lock = threading.RLock()
+        self._lock = FairLock()
+        self._count_lock = threading.Lock()
         self._local = threading.local()
         self._embedded_client: Any = None
         self.queries = 0
@@ -115,6 +159,10 @@ class Store:
         except Exception as exc:
             raise _translate_open_error(exc, self.location) from exc
 
+    def _engine(self) -> contextlib.AbstractContextManager[Any]:
+        """Hold this while talking to the engine: the lock for chDB, nothing for a server."""
+        return self._lock if self.location.embedded else contextlib.nullcontext()
+
     def _client(self) -> Any:
         if self.location.embedded:
             if self._embedded_client is None:
@@ -145,15 +193,17 @@ class Store:
         merged.update(settings or {})
         started = time.perf_counter()
         try:
-            with self._lock:
-                self.queries += 1
+            with self._engine():
+                with self._count_lock:
+                    self.queries += 1
                 result = self._client().query(sql, parameters=parameters, settings=merged)
                 rows = result.result_rows
         except ClickHouseError as exc:
             raise StoreError(f"store query failed: {_first_line(exc)}") from exc
         finally:
             elapsed = time.perf_counter() - started
-            self.query_seconds += elapsed
+            with self._count_lock:
+                self.query_seconds += elapsed
         log.debug("store query rows={} duration_ms={:.1f}", len(rows), elapsed * 1000)
         return rows
 
@@ -172,7 +222,7 @@ class Store:
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run a statement that changes the store (DDL, DELETE, INSERT … SELECT)."""
         try:
-            with self._lock:
+            with self._engine():
                 return self._client().command(sql, parameters=parameters)
         except ClickHouseError as exc:
             raise StoreError(f"store command failed: {_first_line(exc)}") from exc
@@ -190,7 +240,7 @@ class Store:
         The store is busy until the iterator is exhausted or closed.
         """
         try:
-            with self._lock:
+            with self._engine():
                 source = self._client().raw_stream(sql, parameters=parameters, fmt=fmt)
                 try:
                     while chunk := source.read(chunk_bytes):
@@ -207,7 +257,7 @@ class Store:
         if not data:
             return
         try:
-            with self._lock:
+            with self._engine():
                 self._client().raw_insert(
                     table, column_names=list(columns), insert_block=data, fmt=fmt
                 )
@@ -219,7 +269,7 @@ class Store:
         if not rows:
             return
         try:
-            with self._lock:
+            with self._engine():
                 self._client().insert(table, rows, column_names=list(columns))
         except ClickHouseError as exc:
             raise StoreError(f"insert into {table} failed: {_first_line(exc)}") from exc
