@@ -96,3 +96,19 @@ def test_time_split_between_client_server_and_store() -> None:
     row = next(line for line in lines if line.startswith("| `get_sales`"))
     assert row == "| `get_sales` | 10.0 | 3.00 | 3.00 | 4.00 | 0.50 | 0.30 |"
     assert "SELECT 1: 1.50 ms" in lines[-1]
+
+
+def test_limits_name_the_slow_tool_with_its_split() -> None:
+    """A missed target is explained with the split of the case that misses it."""
+    slow = {
+        **case("inventory_status", "merchant", 30, 2, size="small"),
+        "server_ms": [25.0] * 5,
+        "store_ms": [20.0] * 5,
+        "store_queries": 2,
+    }
+    cases = [slow]
+    lines = report.limit_lines(report.by_tool(cases), cases, [], {"SELECT 1": 1.5})
+    text = "\n".join(lines)
+    assert "- Merchant median: `inventory_status` 30.0 ms = client 5.00" in text
+    assert "server Python 5.00 + store 20.0" in text
+    assert "PostgreSQL 2.00 ms" in text and "2 store queries at ≥ 1.50 ms each" in text
