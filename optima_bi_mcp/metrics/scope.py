@@ -6,7 +6,8 @@ start with it) and reads the latest state with `FINAL`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import weakref
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -72,18 +73,40 @@ def merchant_info(store: Store, merchant_id: UUID) -> tuple[str, str]:
     return str(name), str(currency)
 
 
+# The counts of `merchant_orders_since` per store, by (merchant, first month): how
+# many calls each has served and its value. A count only picks the faster of two
+# exact ways to answer, and a merchant's volume moves slowly, so one read serves the
+# next ORDERS_HINT_USES calls, which read the merchant's row alone (about 1.5 ms
+# instead of 5 at 10M orders: `merchant_monthly` is sorted by month first).
+ORDERS_HINT_USES = 64
+_ORDERS_HINTS: weakref.WeakKeyDictionary[Store, dict[tuple[str, date], list[int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def merchant_orders_since(store: Store, merchant_id: UUID, since: datetime) -> tuple[str, int]:
     """The merchant's currency and its counted orders from the month of `since` on.
 
-    The count (from `merchant_monthly`, so one small read) lets a metric pick the
-    cheaper way to answer: a small merchant's orders read faster than rollups.
+    The count (from `merchant_monthly`, so one small read, remembered for
+    ORDERS_HINT_USES calls) lets a metric pick the cheaper way to answer: a small
+    merchant's orders read faster than rollups; it never changes an answer.
     NOT_FOUND naming `merchant_id` if the merchant does not exist.
     """
-    params = {"merchant": str(merchant_id), "since": since.astimezone(UTC).date()}
-    rows = store.query(_MERCHANT_ORDERS_SQL, params)
+    month = since.astimezone(UTC).date().replace(day=1)
+    hints = _ORDERS_HINTS.setdefault(store, {})
+    key = (str(merchant_id), month)
+    hint = hints.get(key)
+    if hint is not None and hint[0] < ORDERS_HINT_USES:
+        _, currency = merchant_info(store, merchant_id)
+        hint[0] += 1
+        return currency, hint[1]
+    rows = store.query(_MERCHANT_ORDERS_SQL, {"merchant": str(merchant_id), "since": month})
     if not rows:
         raise NotFoundError(f"no merchant with id {merchant_id}", argument="merchant_id")
     currency, orders = rows[0]
+    if len(hints) > 10_000:
+        hints.clear()
+    hints[key] = [1, int(orders or 0)]
     return str(currency), int(orders or 0)
 
 
