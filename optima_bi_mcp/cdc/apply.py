@@ -42,6 +42,9 @@ class AppliedBatch:
     rollup_keys: set[tuple[UUID, date]] = field(default_factory=set)
     # (merchant_id, order_id) of changed order items: their orders' days are refreshed too.
     item_orders: set[tuple[UUID, UUID]] = field(default_factory=set)
+    # The UTC day of each order the batch changed, by (merchant_id, order_id): the
+    # day of an item of such an order needs no look-up in the store.
+    order_days: dict[tuple[UUID, UUID], date] = field(default_factory=dict)
     max_ts_ms: int | None = None
     # Highest LSN applied per table.
     lsn: dict[str, int] = field(default_factory=dict)
@@ -72,7 +75,7 @@ def apply_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
 
 def refresh_rollups(store: Store, applied: AppliedBatch) -> None:
     """Recompute the rollup rows of the keys a written batch touched."""
-    rollups.refresh_rollups(store, applied.rollup_keys, applied.item_orders)
+    rollups.refresh_rollups(store, applied.rollup_keys, applied.item_orders, applied.order_days)
 
 
 def write_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
@@ -117,7 +120,9 @@ def _note(applied: AppliedBatch, event: ChangeEvent) -> None:
         if merchant is not None:
             applied.merchant_ids.add(merchant)
         if name == "orders" and merchant is not None and "created_at" in image:
-            applied.rollup_keys.add((merchant, image["created_at"].date()))
+            day = image["created_at"].date()
+            applied.rollup_keys.add((merchant, day))
+            applied.order_days[(merchant, event.id)] = day
         if name == "order_items" and merchant is not None and image.get("order_id") is not None:
             applied.item_orders.add((merchant, image["order_id"]))
 

@@ -21,7 +21,9 @@ many times or in which order changes arrived.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -116,7 +118,10 @@ _FACTS_COLUMNS = [
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _DAY_CUSTOMERS = """
-SELECT merchant_id, day, customers FROM merchant_day_customers FINAL
+SELECT merchant_id, day,
+       CAST(customers AS Array(Tuple(UInt128, UInt64, Decimal(38, 2),
+                                     DateTime64(6, 'UTC'), DateTime64(6, 'UTC'))))
+FROM merchant_day_customers FINAL
 WHERE merchant_id IN {merchants:Array(UUID)}
   AND day >= toDate({lo:DateTime64(6, 'UTC')}) AND day < toDate({hi:DateTime64(6, 'UTC')})
 """
@@ -189,8 +194,12 @@ INNER JOIN (
 {{items}}
 GROUP BY i.merchant_id, o.day
 """
+# The lists are cast to unnamed tuples: the driver builds a dict per named tuple
+# in Python, which for a large merchant's day of items cost more than the read.
 _DAY_ITEMS = """
-SELECT merchant_id, day, items FROM merchant_day_items FINAL
+SELECT merchant_id, day,
+       CAST(items AS Array(Tuple(DateTime64(6, 'UTC'), UUID, Int64, Decimal(12, 2), UUID)))
+FROM merchant_day_items FINAL
 WHERE merchant_id IN {merchants:Array(UUID)}
   AND day >= toDate({lo:DateTime64(6, 'UTC')}) AND day < toDate({hi:DateTime64(6, 'UTC')})
 """
@@ -224,19 +233,26 @@ def refresh_rollups(
     store: Store,
     keys: Iterable[tuple[UUID, date]],
     item_orders: Iterable[tuple[UUID, UUID]] = (),
+    order_days: Mapping[tuple[UUID, UUID], date] | None = None,
 ) -> int:
     """Recompute every order rollup for a batch's touched keys; returns the day rows written.
 
     The one call a writer makes after each batch of changes, with the
     (merchant_id, UTC day) of every changed order (old and new image) and the
     (merchant_id, order_id) of every changed order item. The days of those
-    items' orders join the keys; for all of them the rows of `merchant_daily`,
-    `merchant_day_orders`, `merchant_day_customers` and `product_daily` are
-    recomputed, then the `merchant_monthly` rows of the months holding those
-    days, and the `customer_facts` of every customer who had a counted order on
-    one of those days before or after the batch.
+    items' orders join the keys (`order_days` holds those the caller already
+    knows, such as the orders of the same batch, so only the others are looked
+    up); for all of them the rows of `merchant_daily`, `merchant_day_orders`,
+    `merchant_day_customers` and `product_daily` are recomputed, then the
+    `merchant_monthly` rows of the months holding those days, and the
+    `customer_facts` of every customer who had a counted order on one of those
+    days before or after the batch.
     """
-    wanted = {(UUID(str(m)), d) for m, d in keys} | _order_days(store, item_orders)
+    pairs = {(UUID(str(m)), UUID(str(o))) for m, o in item_orders}
+    known = order_days or {}
+    wanted = {(UUID(str(m)), d) for m, d in keys}
+    wanted |= {(m, known[(m, o)]) for m, o in pairs if (m, o) in known}
+    wanted |= _order_days(store, [pair for pair in pairs if pair not in known])
     if not wanted:
         return 0
     merchants = sorted({m for m, _ in wanted}, key=str)
@@ -265,17 +281,16 @@ def refresh_rollups(
     _refresh_merchant_monthly(store, {(m, d.replace(day=1)) for m, d in wanted})
     _refresh_customers(store, wanted, bounds, [(r[1], r[0], r[8]) for r in rows])
     orders = {key: {o[3]: o[0] for o in map(_plain, r[7])} for key, r in computed.items()}
-    _refresh_product_daily(store, wanted, bounds, orders, {UUID(str(o)) for _, o in item_orders})
+    _refresh_product_daily(store, wanted, bounds, orders, {o for _, o in pairs})
     return len(out)
 
 
-def _order_days(store: Store, item_orders: Iterable[tuple[UUID, UUID]]) -> set[tuple[UUID, date]]:
+def _order_days(store: Store, pairs: list[tuple[UUID, UUID]]) -> set[tuple[UUID, date]]:
     """The (merchant_id, UTC day) of the stored orders of changed items.
 
     An item whose order is not (yet) stored counts nowhere; when the order
     arrives, its own change touches its day.
     """
-    pairs = {(UUID(str(m)), UUID(str(o))) for m, o in item_orders}
     if not pairs:
         return set()
     rows = store.query(
@@ -303,25 +318,34 @@ def _refresh_product_daily(
     whose items changed) by their sorting-key prefix, so a refresh reads the
     items of the changed orders only. A product no longer sold that day is deleted.
     """
-    stored = {
-        (UUID(str(m)), day): [_plain(t) for t in items]
-        for m, day, items in store.query(_DAY_ITEMS, bounds)
-        if (UUID(str(m)), day) in wanted
-    }
-    lists: dict[tuple[UUID, date], list[tuple[Any, ...]]] = {}
+    days: dict[tuple[UUID, date], _DayItems] = {}
+    for m, day, items in store.query(_DAY_ITEMS, bounds):
+        if (UUID(str(m)), day) in wanted:
+            days[(UUID(str(m)), day)] = _DayItems(stored=[_plain(t) for t in items])
     reread: dict[Any, tuple[tuple[UUID, date], Any]] = {}
     for key in wanted:
         counted = orders.get(key, {})
-        lists[key] = [
-            t for t in stored.get(key, []) if t[4] in counted and _uuid(t[4]) not in item_orders
-        ]
-        kept = {t[4] for t in lists[key]}
-        reread.update((o, (key, at)) for o, at in counted.items() if o not in kept)
+        day_items = days.setdefault(key, _DayItems(stored=[]))
+        for t in day_items.stored:
+            kept = t[4] in counted and t[4] not in item_orders
+            (day_items.kept if kept else day_items.dropped).append(t)
+        kept_orders = {t[4] for t in day_items.kept}
+        reread.update((o, (key, at)) for o, at in counted.items() if o not in kept_orders)
     for merchant_id, order_id, product, quantity, amount in _order_items(store, reread):
         key, created_at = reread[order_id]
         if UUID(str(merchant_id)) == key[0]:  # items count with their own merchant's order only
-            lists[key].append((created_at, product, quantity, amount, order_id))
-    _write_product_days(store, stored, lists)
+            days[key].added.append((created_at, product, quantity, amount, order_id))
+    _write_product_days(store, days)
+
+
+@dataclass
+class _DayItems:
+    """A day's stored item list split into the items kept and dropped, and the items added."""
+
+    stored: list[tuple[Any, ...]]
+    kept: list[tuple[Any, ...]] = field(default_factory=list)
+    dropped: list[tuple[Any, ...]] = field(default_factory=list)
+    added: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _plain(value: Any) -> tuple[Any, ...]:
@@ -337,28 +361,29 @@ def _order_items(store: Store, reread: dict[Any, Any]) -> list[tuple[Any, ...]]:
     return store.query(_ORDER_ITEMS, {"merchants": merchants, "ids": sorted(map(str, reread))})
 
 
-def _write_product_days(
-    store: Store,
-    stored: dict[tuple[UUID, date], list[tuple[Any, ...]]],
-    lists: dict[tuple[UUID, date], list[tuple[Any, ...]]],
-) -> None:
+def _write_product_days(store: Store, days: dict[tuple[UUID, date], _DayItems]) -> None:
     """Write the day lists that changed, and the product rows whose figures changed.
 
-    The stored lists are what `product_daily` was computed from, so comparing
-    the figures of the old and new lists finds the product rows to write; a
-    product no longer sold that day is deleted. Product rows go first: a batch
-    retried after a failure between the two writes still finds the old lists.
+    A day's new list is the kept items plus the added ones, so it differs from
+    the stored list exactly when the dropped and added items differ (as
+    multisets), and only the products among those can change figures: they are
+    summed over the stored and new lists, while the rest of a large day is not
+    looked at again. The stored lists are what `product_daily` was computed
+    from; a product no longer sold that day is deleted. Product rows go first: a
+    batch retried after a failure between the two writes still finds the old lists.
     """
     version = next_version()
     rows: list[tuple[Any, ...]] = []
     out: list[tuple[Any, ...]] = []
-    for merchant_id, day in sorted(lists, key=lambda k: (str(k[0]), k[1])):
-        items = sorted(lists[(merchant_id, day)], key=_item_order)
-        before = sorted(stored.get((merchant_id, day), []), key=_item_order)
-        if items == before:
+    for merchant_id, day in sorted(days, key=lambda k: (str(k[0]), k[1])):
+        d = days[(merchant_id, day)]
+        if Counter(d.dropped) == Counter(d.added):
             continue
+        items = d.kept + sorted(d.added, key=_item_order)
         rows.append((merchant_id, day, items, version))
-        old, new = _product_sales(before), _product_sales(items)
+        products = {t[1] for t in d.dropped} | {t[1] for t in d.added}
+        old = _product_sales([t for t in d.stored if t[1] in products])
+        new = _product_sales([t for t in items if t[1] in products])
         out += [
             (merchant_id, day, product, *figures, version, 0)
             for product, figures in new.items()
