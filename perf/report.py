@@ -466,9 +466,10 @@ def limit_lines(
         case = min(measured, key=case_ratio)
         split = _split(case["uncached_ms"], case.get("server_ms", []), case.get("store_ms", []))
         lines.append(
-            f"- {name.split(':')[0].split(' (')[0].capitalize()}: worst `{case['tool']}`"
+            f"- {_sentence(name.split(':')[0].split(' (')[0])}: worst `{case['tool']}`"
             f" {label(case)}, PostgreSQL {ms(percentile(pg_samples(case), 50))} ms against"
-            f" {split}, {case['store_queries']} store queries at ≥ {ms(per_query)} ms each."
+            f" {split}, {_count(case['store_queries'], 'store query', 'store queries')} at"
+            f" ≥ {ms(per_query)} ms each."
             " Where PostgreSQL answers from an index in a few milliseconds, the fixed cost of"
             " each store query (parse, plan, pipeline) and of the MCP path is the floor."
         )
@@ -486,6 +487,14 @@ def limit_lines(
             " (served in arrival order), which sets the p99."
         )
     return [*lines, ""]
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _split(total: list[float], server: list[float], store: list[float]) -> str:
