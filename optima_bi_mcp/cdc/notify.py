@@ -13,6 +13,13 @@ domain's *past* version, which answers about periods that ended long enough
 ago read instead of the full one (`cache.scopes`). Scope names:
 `<domain>:<merchant uuid>` and `<domain>:*` (every merchant), each with a
 `:past` twin for the dated domains.
+
+Order items are dated by their order, as metrics select them: an item change
+whose order changed in the same batch carries that order's `created_at`; and
+an item of an order that counted neither before nor after the batch (an order
+placed pending together with its items) alters no figure, so it bumps nothing:
+the order's own change bumps `orders` when it starts to count, and every
+answer that reads items reads orders too (cache.scopes.READS).
 """
 
 from __future__ import annotations
@@ -38,11 +45,9 @@ DOMAINS = (
     "subscriptions",
     "transfers",
 )
-# Domains whose rows metrics select by an instant column, and that column. Not
-# order_items: metrics select an item by its order's created_at, which an item's
-# change does not carry (nor whether its order counts), so every item change
-# retires the merchant's top_products and inventory answers, whatever their period.
-DATED = {"orders": "created_at", "transfers": "created_at"}
+# Domains whose rows metrics select by an instant column, and that column. Order items
+# are selected by their order's created_at (`Touched` dates them by their order).
+DATED = {"orders": "created_at", "order_items": "created_at", "transfers": "created_at"}
 # A change to rows dated more than this before the change alters the past: answers about
 # periods that ended before it are then retired too. Newer rows (today's orders and their
 # payments) leave such answers alone.
@@ -66,18 +71,41 @@ Image = Mapping[str, Any] | None
 
 
 @dataclass
+class _Order:
+    """An order changed in the batch: its earliest `created_at`, and whether it may count."""
+
+    created: datetime | None
+    counted: bool
+    # An old row of unknown date (an update without it): `created` is then meaningless.
+    undated: bool = False
+
+    @property
+    def date(self) -> datetime | None:
+        return None if self.undated else self.created
+
+
+@dataclass
 class Touched:
     """What one batch changed: per (domain, merchant) the earliest row instant touched.
 
     The instant is None when unknown (a dated row without its date) or the
     domain is not dated; None sorts before every instant, so it counts as old.
+    Feed it every row change of the batch in order (`add`), then read `earliest`.
     """
 
-    earliest: dict[tuple[str, UUID], datetime | None] = field(default_factory=dict)
+    _dated: dict[tuple[str, UUID], datetime | None] = field(default_factory=dict)
+    # Orders changed in the batch, and the (merchant, order) of every changed item.
+    _orders: dict[UUID, _Order] = field(default_factory=dict)
+    _items: set[tuple[UUID, UUID | None]] = field(default_factory=set)
 
     def add(self, table: str, merchant_column: str, op: str, before: Image, after: Image) -> None:
         """Record one row change of `table`: its op (c, r, u, d) and before/after images."""
+        if table == "orders":
+            self._order(op, before, after)
         for domain in changed_domains(table, op, before, after):
+            if domain == "order_items":
+                self._item(op, before, after)
+                continue
             date_column = DATED.get(domain)
             if op == "u" and before is None and after and after.get(merchant_column):
                 # Without REPLICA IDENTITY FULL the old row is unknown: it may be of any date.
@@ -88,13 +116,51 @@ class Touched:
                 when = image.get(date_column) if date_column else None
                 self._note((domain, image[merchant_column]), _utc(when) if when else None)
 
-    def _note(self, key: tuple[str, UUID], when: datetime | None) -> None:
-        if key not in self.earliest:
-            self.earliest[key] = when
+    @property
+    def earliest(self) -> dict[tuple[str, UUID], datetime | None]:
+        """Per (domain, merchant) the earliest instant touched, items dated by their orders."""
+        earliest = Touched(dict(self._dated))
+        for merchant, order_id in self._items:
+            order = self._orders.get(order_id) if order_id is not None else None
+            if order is None:
+                earliest._note(("order_items", merchant), None)  # its order's date is unknown
+            elif order.counted:
+                earliest._note(("order_items", merchant), order.date)
+        return earliest._dated
+
+    def _order(self, op: str, before: Image, after: Image) -> None:
+        images = [image for image in (before, after) if image is not None]
+        if not images or images[0].get("id") is None:
             return
-        known = self.earliest[key]
+        order_id = images[0]["id"]
+        known = self._orders.get(order_id)
+        if known is None:
+            # What the order was before the batch: absent (created in it), or its old row.
+            prior_known = op == "c" or (before is not None and "status" in before)
+            known = self._orders[order_id] = _Order(None, not prior_known)
+        known.undated = known.undated or (op != "c" and before is None)
+        for image in images:
+            known.counted = known.counted or image.get("status") in COUNTED
+            when = image.get("created_at")
+            if when is None:
+                continue
+            if known.created is None or _utc(when) < known.created:
+                known.created = _utc(when)
+
+    def _item(self, op: str, before: Image, after: Image) -> None:
+        if op == "u" and before is None and after and after.get("merchant_id"):
+            self._items.add((after["merchant_id"], None))  # the old row may be of another order
+        for image in (before, after):
+            if image is not None and image.get("merchant_id") is not None:
+                self._items.add((image["merchant_id"], image.get("order_id")))
+
+    def _note(self, key: tuple[str, UUID], when: datetime | None) -> None:
+        if key not in self._dated:
+            self._dated[key] = when
+            return
+        known = self._dated[key]
         if known is not None and (when is None or when < known):
-            self.earliest[key] = when
+            self._dated[key] = when
 
 
 def changed_domains(table: str, op: str, before: Image, after: Image) -> tuple[str, ...]:

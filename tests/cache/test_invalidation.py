@@ -40,6 +40,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 LSN = itertools.count(10**12)
 COUNTED = "('paid', 'shipped', 'delivered', 'completed')"
 SINCE = "created_at >= {t:DateTime64(6, 'UTC')}"
+Row = dict[str, Any] | None
 
 
 @dataclass
@@ -60,13 +61,21 @@ class World:
         self, table: str, before: dict[str, Any] | None, after: dict[str, Any] | None
     ) -> None:
         """Write one row change as the sink does, then publish the sink's notice of it."""
-        op = "c" if before is None else "d" if after is None else "u"
-        row = after if after is not None else before
-        assert row is not None
-        event = ChangeEvent(
-            BY_NAME[table], op, row["id"], after, before, next(LSN), int(time.time() * 1000)
-        )
-        applied = apply_events(self.store, [event])
+        self.apply_batch([(table, before, after)])
+
+    def apply_batch(self, changes: list[tuple[str, Row, Row]]) -> None:
+        """Write row changes (table, before, after) as one sink batch, then publish its notice."""
+        events = []
+        for table, before, after in changes:
+            op = "c" if before is None else "d" if after is None else "u"
+            row = after if after is not None else before
+            assert row is not None
+            events.append(
+                ChangeEvent(
+                    BY_NAME[table], op, row["id"], after, before, next(LSN), int(time.time() * 1000)
+                )
+            )
+        applied = apply_events(self.store, events)
         self.bus.publish(applied.notice())
 
     def row(self, table: str, where: str, **params: Any) -> dict[str, Any]:
@@ -331,3 +340,68 @@ async def test_a_second_instance_learns_of_a_refund_through_redis(
     answer, layer = await ask(two, "get_sales", args)
     expected = figures((await ask(world.uncached, "get_sales", args))[0])
     assert (layer, figures(answer)) == ("none", expected)
+
+
+def placed(world: World, m: uuid.UUID, status: str) -> tuple[dict[str, Any], list[Row]]:
+    """A new order of merchant `m` placed now, and its two items (rows of the source)."""
+    now = datetime.now(UTC)
+    template = world.row("orders", "merchant_id = {m:UUID}", m=m)
+    order = {**template, "id": uuid.uuid4(), "order_number": f"N-{uuid.uuid4().hex[:6]}",
+             "status": status, "created_at": now, "updated_at": now}  # fmt: skip
+    item = world.row("order_items", "merchant_id = {m:UUID}", m=m)
+    items: list[Row] = [
+        {**item, "id": uuid.uuid4(), "order_id": order["id"], "quantity": 50, "created_at": now}
+        for _ in range(2)
+    ]
+    return order, items
+
+
+async def test_a_paid_order_with_its_items_leaves_last_months_products_cached(
+    world: World,
+) -> None:
+    """An order placed paid now with its items: last 7 days recomputed, last month in L1."""
+    m = world.merchants[1]
+    start, end = last_month()
+    past = {"merchant_id": str(m), "start": start.isoformat(), "end": end.isoformat()}
+    recent = {"merchant_id": str(m), "days": 7, "sort_by": "quantity"}
+    last_month_answer = await cached_then(world, "top_products", past)
+    before = await cached_then(world, "top_products", recent)
+    order, items = placed(world, m, "paid")
+    world.apply_batch([("orders", None, order), *(("order_items", None, i) for i in items)])
+    assert await after_change(world, "top_products", past) == (last_month_answer, "L1")
+    after, layer = await after_change(world, "top_products", recent)
+    assert (layer, after != before) == ("none", True)
+
+
+async def test_a_pending_orders_items_count_once_it_is_paid(world: World) -> None:
+    """Items placed with a pending order change no figure; paying the order retires them."""
+    m = world.merchants[2]
+    args = {"merchant_id": str(m), "days": 7, "sort_by": "quantity"}
+    before = await cached_then(world, "top_products", args)
+    order, items = placed(world, m, "pending")
+    world.apply_batch([("orders", None, order), *(("order_items", None, i) for i in items)])
+    assert await after_change(world, "top_products", args) == (before, "L1")
+    world.apply("orders", order, {**order, "status": "paid"})
+    after, layer = await after_change(world, "top_products", args)
+    assert (layer, after != before) == ("none", True)
+
+
+async def test_an_item_without_its_order_retires_last_months_products(world: World) -> None:
+    """An item changed alone in its batch may be of any order's date: the past is retired."""
+    m = world.merchants[0]
+    start, end = last_month()
+    args = {"merchant_id": str(m), "start": start.isoformat(), "end": end.isoformat(),
+            "sort_by": "quantity"}  # fmt: skip
+    order = world.row(
+        "orders",
+        f"merchant_id = {{m:UUID}} AND status IN {COUNTED} "
+        "AND toDate(created_at) BETWEEN {s:Date} AND {e:Date}",
+        m=m,
+        s=start,
+        e=end,
+    )
+    before = await cached_then(world, "top_products", args)
+    item = world.row("order_items", "order_id = {o:UUID}", o=order["id"])
+    world.apply("order_items", None, {**item, "id": uuid.uuid4(), "quantity": 500})
+    after, layer = await after_change(world, "top_products", args)
+    assert (layer, after != before) == ("none", True)

@@ -81,6 +81,63 @@ def notice(before: Any, after: Any, op: str = "u") -> ChangeNotice:
     return ChangeNotice(frozenset({M}), True, NOW, touched.earliest)
 
 
+ORDER_ID = uuid.UUID("55555555-5555-5555-5555-555555555555")
+
+
+def item(order_id: uuid.UUID = ORDER_ID) -> dict[str, Any]:
+    """An order_items row of merchant M."""
+    row: dict[str, Any] = dict.fromkeys(BY_NAME["order_items"].columns)
+    row.update(id=uuid.uuid4(), order_id=order_id, merchant_id=M, quantity=1, created_at=NOW)
+    return row
+
+
+def batch_scopes(*changes: tuple[str, str, Any, Any]) -> tuple[str, ...]:
+    """The scopes one sink batch of (table, op, before, after) bumps at NOW."""
+    touched = Touched()
+    for table, op, before, after in changes:
+        touched.add(table, "merchant_id", op, before, after)
+    return ChangeNotice(frozenset({M}), True, NOW, touched.earliest).scopes(NOW)
+
+
+def test_items_of_an_order_paid_now_leave_the_past_alone() -> None:
+    """Items dated by their order placed paid in the same batch bump the full versions only."""
+    paid = order("paid", NOW - timedelta(minutes=1), id=ORDER_ID)
+    scopes = batch_scopes(("order_items", "c", None, item()), ("orders", "c", None, paid))
+    assert scopes == ("order_items:*", f"order_items:{M}", "orders:*", f"orders:{M}")
+
+
+def test_items_of_an_order_placed_pending_bump_nothing() -> None:
+    """Neither the pending order nor its items change a figure until it is paid."""
+    pending = order("pending", NOW, id=ORDER_ID)
+    assert batch_scopes(("orders", "c", None, pending), ("order_items", "c", None, item())) == ()
+
+
+def test_items_of_last_months_order_bump_the_past() -> None:
+    """An item removed from an order of last month, with the order's change, is of the past."""
+    old = NOW - timedelta(days=20)
+    before, after = order("paid", old, id=ORDER_ID), order("paid", old, id=ORDER_ID)
+    after["amount_total"] = Decimal("10.00")
+    scopes = batch_scopes(("orders", "u", before, after), ("order_items", "d", item(), None))
+    assert f"order_items:{M}:past" in scopes
+
+
+@pytest.mark.parametrize(
+    "order_change",
+    [
+        None,  # the order is not in the batch: its date is unknown
+        ("orders", "u", None, order("pending", NOW, id=ORDER_ID)),  # its old row is unknown
+        ("orders", "r", None, order("pending", NOW, id=ORDER_ID)),  # a snapshot read
+    ],
+)
+def test_items_of_an_order_not_known_to_be_recent_and_uncounted_bump_the_past(
+    order_change: Any,
+) -> None:
+    """Without proof that the order never counted, or of its date, the item may be of any date."""
+    changes = [("order_items", "c", None, item())]
+    scopes = batch_scopes(*changes, *([order_change] if order_change else []))
+    assert {f"order_items:{M}", f"order_items:{M}:past"} <= set(scopes)
+
+
 def test_refund_of_an_old_order_bumps_the_past() -> None:
     """A refund of last month's order bumps the past versions too."""
     old = NOW - timedelta(days=20)
