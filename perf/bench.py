@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "perf" / "out"
 RESULTS = ROOT / "perf" / "RESULTS.md"
 PG_BUDGET_S = {"full": 30.0, "quick": 10.0}
+# Calls per profiled case (timed, then again under cProfile).
+PROFILE_CALLS = 10
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared = prepare(profile, ns)
     load["timing"] = os.getloadavg()[0]
     latency = run_latency(profile, prepared)
+    profiles = run_profiles(prepared["store"], latency["cases"], [])
     store_info = json.loads(dataset.run_python("perf.store_probe", "info", prepared["store"]))
     load["http"] = os.getloadavg()[0]
     http = [] if ns.skip_http else run_http(profile, prepared, ns.sessions)
@@ -145,11 +148,32 @@ def main(argv: list[str] | None = None) -> int:
         "store": store_info,
         "latency": latency,
         "http": http,
+        "profiles": profiles,
     }
     (OUT_DIR / "results.json").write_text(json.dumps(results, indent=1, default=str))
     ns.out.write_text(report.render(results))
     print(summary(results))
     return 0
+
+
+def run_profiles(
+    store: str, cases: list[dict[str, Any]], http: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """perf.profile of the case that limits each missed target, each in its own process."""
+    chosen = report.profile_targets(report.by_tool(cases), cases, http)
+    profiles = []
+    for target, case, cached in chosen:
+        out = OUT_DIR / f"profile-{len(profiles)}.json"
+        log.info("profiling {} {} for '{}'", case["tool"], report.label(case), target)
+        args = ["--store", store, "--calls", str(PROFILE_CALLS), "--json", str(out)]
+        args += ["--cached"] if cached else []
+        dataset.run_python("perf.profile", *args, case["tool"], json.dumps(case["arguments"]))
+        figures = json.loads(out.read_text())
+        profiles.append(
+            {"target": target, "tool": case["tool"], "label": report.label(case), "cached": cached}
+            | figures
+        )
+    return profiles
 
 
 def run_http(

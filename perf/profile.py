@@ -2,7 +2,7 @@
 
     python -m perf.profile --store DSN get_sales '{"merchant_id": "…", "days": 365}'
         [--calls 20] [--cached] [--html perf/out/profile.html] [--no-profile]
-        [--setting do_not_merge_across_partitions_select_final=1]
+        [--setting do_not_merge_across_partitions_select_final=1] [--json OUT.json]
 
 Runs the tool through the in-memory MCP client (as perf.latency does), after
 one warm-up call, `--calls` times. Prints the store queries grouped by SQL
@@ -10,6 +10,12 @@ with their count and total, median and maximum milliseconds, the share of the
 call spent outside the store, and, when pyinstrument is installed, its
 profile of the calls. chDB keeps no `system.query_log` (the embedded engine
 has no such table), so queries are timed around `Store.query` instead.
+
+With `--json`, the calls are timed unprofiled first, then run again under
+cProfile in every thread they use (`perf.layers`), and the figures are
+written as JSON for the benchmark report: per call, the store queries by SQL
+and the share of each layer (engine, store client, MCP SDK, the client's
+result validation, pydantic, our code).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from optima_bi_mcp.mcp.server import build_server, fixed_principal
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store, open_store
 from perf.latency import make_cache
+from perf.layers import WAITING, ThreadProfiles, profiled
 from perf.stats import percentile
 
 
@@ -67,14 +74,46 @@ async def run(ns: argparse.Namespace) -> None:
         timings = time_queries(store, extra)
         await client.call_tool(ns.tool, arguments)
         timings.clear()
-        profiler = None if ns.no_profile else _profiler()
+        profiler = None if ns.no_profile or ns.json else _profiler()
         started = time.perf_counter()
         for _ in range(ns.calls):
             await client.call_tool(ns.tool, arguments)
         total_ms = (time.perf_counter() - started) * 1000
         _stop(profiler, ns.html)
+        timings = {sql: list(v) for sql, v in timings.items()}  # the unprofiled calls
+        if ns.json:
+            profiles = ThreadProfiles()
+            with profiled(profiles):
+                for _ in range(ns.calls):
+                    await client.call_tool(ns.tool, arguments)
     print_queries(timings, total_ms, ns.calls)
+    if ns.json:
+        figures = profile_figures(timings, total_ms, ns.calls, profiles.layers())
+        ns.json.write_text(json.dumps(figures, indent=1))
     store.close()
+
+
+def profile_figures(
+    timings: dict[str, list[float]], total_ms: float, calls: int, layers: dict[str, float]
+) -> dict[str, Any]:
+    """The unprofiled call's time and store queries, and each layer's share of the
+    profiled calls (cProfile slows Python code, so shares, not times, carry over). The
+    main thread's wait for a store query overlaps the worker's time and is left out."""
+    layers = {name: s for name, s in layers.items() if name != WAITING}
+    profiled_s = sum(layers.values()) or 1.0
+    return {
+        "calls": calls,
+        "per_call_ms": total_ms / calls,
+        "store_ms": sum(sum(v) for v in timings.values()) / calls,
+        "queries": [
+            {"sql": sql, "per_call": len(v) / calls, "median_ms": percentile(v, 50)}
+            for sql, v in sorted(timings.items(), key=lambda kv: -sum(kv[1]))
+        ],
+        "layers": {
+            layer: seconds / profiled_s
+            for layer, seconds in sorted(layers.items(), key=lambda kv: -kv[1])
+        },
+    }
 
 
 def print_queries(timings: dict[str, list[float]], total_ms: float, calls: int) -> None:
@@ -123,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a ClickHouse setting for every store query (repeatable)",
     )
     parser.add_argument("--no-profile", action="store_true", help="time queries only")
+    parser.add_argument("--json", type=Path, help="write the figures and layer shares here")
     configure_logging(level="WARNING")
     asyncio.run(run(parser.parse_args(argv)))
     return 0

@@ -346,6 +346,7 @@ def render(results: dict[str, Any]) -> str:
         *split_lines(tools, results["latency"].get("store_floor_ms", {})),
         "",
         *limit_lines(tools, cases, http, results["latency"].get("store_floor_ms", {})),
+        *profile_lines(results.get("profiles", [])),
         "## Throughput over streamable HTTP",
         "",
         *http_section(results),
@@ -487,6 +488,73 @@ def limit_lines(
             " (served in arrival order), which sets the p99."
         )
     return [*lines, ""]
+
+
+def profile_targets(
+    tools: list[ToolFigures], cases: list[dict[str, Any]], http: list[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any], bool]]:
+    """(target, case, cached) for each target not met: the case that shows what limits it
+    (the slowest, or the one with the smallest ratio), to be profiled after the run."""
+    missed = {name for name, _, ok in target_rows(tools, cases, http) if not ok}
+    timed = [c for c in cases if c["uncached_ms"] and c["kind"] != "identity"]
+    merchant = [c for c in timed if c["kind"] == "merchant"]
+    chosen: list[tuple[str, dict[str, Any], bool]] = []
+
+    def pick(target: str, pool: list[dict[str, Any]], key: Any, cached: bool = False) -> None:
+        if target in missed and pool:
+            chosen.append((target, key(pool), cached))
+
+    median = lambda c: percentile(c["uncached_ms"], 50)  # noqa: E731
+    pick("merchant tools uncached median ≤ 20 ms", merchant, lambda p: max(p, key=median))
+    pick("merchant tools uncached p99 ≤ 100 ms", merchant, lambda p: max(p, key=_case_p99))
+    with_cached = [c for c in timed if c.get("cached_ms")]
+    pick(
+        "cached median ≤ 1 ms (every tool)",
+        with_cached,
+        lambda p: max(p, key=lambda c: percentile(c["cached_ms"], 50)),
+        cached=True,
+    )
+    compared = [c for c in timed if pg_samples(c) and not math.isnan(case_ratio(c))]
+    least = lambda p: min(p, key=case_ratio)  # noqa: E731
+    platform = [c for c in compared if c["kind"] == "platform"]
+    largest = [c for c in compared if c["size"] == "large" and c["period"] == "365d"]
+    pick("platform tools ≥ 50× faster than PostgreSQL", platform, least)
+    pick("largest merchant, 365 days: ≥ 30× faster", largest, least)
+    pick("no tool slower than PostgreSQL (any size, period)", compared, least)
+    return chosen
+
+
+def profile_lines(profiles: list[dict[str, Any]]) -> list[str]:
+    """The profile of each target's limiting case: store queries and each layer's share."""
+    if not profiles:
+        return []
+    lines = [
+        "### Profiles of the cases that limit them",
+        "",
+        "Each case below was run again after the timing rounds (`python -m perf.profile"
+        " --json`, in its own process): first unprofiled, for its time per call and its"
+        " store queries, then under cProfile in every thread the call uses, for the share"
+        " of each layer (cProfile slows Python code, so its shares are shown, not its"
+        " times; time in C built-ins counts for the Python code that called them).",
+        "",
+    ]
+    for entry in profiles:
+        mode = "cached (L1)" if entry["cached"] else "uncached"
+        lines += [
+            f"**{entry['target']}** — `{entry['tool']}` {entry['label']}, {mode}:"
+            f" {ms(entry['per_call_ms'])} ms per call, {ms(entry['store_ms'])} ms of it in"
+            " store queries.",
+            "",
+        ]
+        layers = [[name, f"{share:.0%}"] for name, share in entry["layers"].items()]
+        lines += [*table(["layer", "share of the profiled call"], layers), ""]
+        queries = [
+            [f"{q['per_call']:.0f}", ms(q["median_ms"]), f"`{q['sql'][:110]}…`"]
+            for q in entry["queries"]
+        ]
+        if queries:
+            lines += [*table(["per call", "median ms", "store query"], queries), ""]
+    return lines
 
 
 def _sentence(text: str) -> str:
