@@ -472,7 +472,8 @@ def limit_lines(
             f" {split}, {_count(case['store_queries'], 'store query', 'store queries')} at"
             f" ≥ {ms(per_query)} ms each."
             " Where PostgreSQL answers from an index in a few milliseconds, the fixed cost of"
-            " each store query (parse, plan, pipeline) and of the MCP path is the floor."
+            " each store query (parse, plan, pipeline) and of the MCP path is the floor"
+            f"{_mcp_floor(tools)}."
         )
     run = next((h for h in http if h["sessions"] == HTTP_SESSIONS), None)
     if run is not None and http_target(http)[0] in missed:
@@ -555,6 +556,17 @@ def profile_lines(profiles: list[dict[str, Any]]) -> list[str]:
         if queries:
             lines += [*table(["per call", "median ms", "store query"], queries), ""]
     return lines
+
+
+def _mcp_floor(tools: list[ToolFigures]) -> str:
+    """How long a call that reads nothing takes through the MCP client (whoami, uncached)."""
+    whoami = next((t for t in tools if t.tool == "whoami" and t.uncached), None)
+    if whoami is None:
+        return ""
+    return (
+        f": `whoami`, which reads no store at all, takes {ms(_median(whoami))} ms through the"
+        " same client"
+    )
 
 
 def _sentence(text: str) -> str:
