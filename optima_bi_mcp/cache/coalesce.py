@@ -6,6 +6,10 @@ after a bump are folded into one more bump at the end of the interval, which
 opens a new interval; a scope under a steady stream of changes is therefore
 bumped once per interval, and no change waits longer than one interval.
 An interval of zero bumps on every change.
+
+A bump here is a new *shared* data version (recorded in Redis); the cache
+retires the answers a change alters at once, whatever the coalescer does
+(cache.tiered, "Freshness").
 """
 
 from __future__ import annotations
@@ -30,19 +34,29 @@ class Coalescer:
         """Scopes with a change waiting for the trailing edge of their interval."""
         return frozenset(self._pending)
 
-    def changed(self, scopes: Iterable[str]) -> None:
-        """Record a change of each scope; bumps the quiet ones now (must run on the loop)."""
+    def is_pending(self, scope: str) -> bool:
+        """Whether a change of `scope` waits for the trailing edge of its interval."""
+        return scope in self._pending
+
+    def changed(self, scopes: Iterable[str]) -> list[str]:
+        """Record a change of each scope; bumps the quiet ones now (must run on the loop).
+
+        Returns the scopes whose change was folded into a trailing bump instead.
+        """
         now: list[str] = []
+        folded: list[str] = []
         for scope in scopes:
             if self._interval_s <= 0:
                 now.append(scope)
             elif scope in self._timers:
                 self._pending.add(scope)
+                folded.append(scope)
             else:
                 now.append(scope)
                 self._open(scope)
         if now:
             self._bump(now)
+        return folded
 
     def flush(self) -> None:
         """Bump every pending scope now and forget the intervals (on shutdown)."""

@@ -32,20 +32,29 @@ answer of the same number reachable again; `infra/redis/up` therefore evicts
 only keys with a TTL (`volatile-lru`), and a production Redis must do the same.
 Pinned by tests/cache/test_l2.py::test_version_counter_lives_in_redis.
 
-Freshness, exactly. Let I be `invalidation_interval_ms` (500 ms by default).
-- A change notice for a scope with no bump in the last I is applied before
-  `ChangeBus.publish` returns (when published on the event loop's thread), or
-  before the next `get_or_compute` starts (from any other thread): every
-  answer begun after that reflects it on this instance.
-- A notice within I of the scope's previous bump is applied at the end of that
-  interval (trailing edge): answers may lag it by at most I. I = 0 applies
-  every notice at once. (This bounded lag is the price of bumping a busy
-  scope at most twice per interval; pinned by tests/cache/test_coalesce.py::
-  test_burst_within_interval_folds_into_one_trailing_bump.)
-- Other instances apply a bump when its pub/sub message reaches them
-  (normally a millisecond after the bump). A process running the sink apart
-  from the servers must hold a cache attached to the sink's bus, or no bump
-  reaches Redis.
+Freshness, exactly: no answer is older than the newest change this instance
+has been told of, and coalescing never delays that. Let I be
+`invalidation_interval_ms` (500 ms by default).
+- Every change notice raises this instance's local version of each scope it
+  names (part of every L1 key) before `ChangeBus.publish` returns (when
+  published on the event loop's thread), or before the next `get_or_compute`
+  starts (from any other thread): every answer begun after that is computed
+  anew, or read from L2 under a version recorded after the change.
+- What I coalesces is the *shared* version: a scope quiet for I is bumped in
+  Redis at once (leading edge), further changes within I are recorded by one
+  more bump at its end (trailing edge), so a busy scope gets at most two new
+  shared versions, and L2 at most two generations of its answers, per I.
+  Until a change is recorded (pending or owed, see above), answers reading
+  its scope skip L2, whose entries under the current shared version may
+  predate it.
+- Other instances learn of a leading-edge bump from its pub/sub message, and
+  of a change folded into a trailing bump from a `changed` message published
+  at once (normally a millisecond later, either way): it raises their local
+  version too, and they skip L2 for the scope until a bump of it arrives
+  (or, should its owner die before recording it, record one themselves after
+  I plus HOLD_SLACK_S). Pinned by tests/cache/test_coalesce.py.
+- A process running the sink apart from the servers must hold a cache
+  attached to the sink's bus, or no change reaches Redis.
 - While Redis is unreachable, an instance still applies the notices of its
   own bus; see the XXX note in `get_or_compute` for the rest.
 
@@ -64,7 +73,7 @@ import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -92,6 +101,9 @@ LOCK_WAIT_S = 2.0
 LOCK_POLL_S = (0.005, 0.05)
 # How long an answer waits for a bump of its data scope to be recorded in Redis.
 FLUSH_WAIT_S = 1.0
+# How long past the interval another instance's announced change may wait for the bump
+# that records it before this instance records one itself (its owner may be gone).
+HOLD_SLACK_S = 2.0
 
 # Increment each scope's counter and announce the new versions, atomically and
 # in one round trip. KEYS: the counters; ARGV: the channel, then the scopes.
@@ -173,6 +185,11 @@ class TieredCache(ToolCache):
         self._owed: dict[str, int] = {}  # scope -> sequence number of its newest owed bump
         self._owed_seq = 0
         self._inbox: deque[tuple[str, ...]] = deque()
+        # Scopes another instance announced a change of that no bump has recorded yet.
+        self._held: set[str] = set()
+        self._announcing: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._interval_s = invalidation_interval_ms / 1000
         self._inflight: dict[tuple[str, tuple[int, ...]], asyncio.Task[_Answer]] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
         self._waiters: list[asyncio.Future[None]] = []
@@ -270,6 +287,7 @@ class TieredCache(ToolCache):
             **self._settings,
             "pending_bumps": len(self._coalescer.pending),
             "owed_bumps": len(self._owed),
+            "held_scopes": len(self._held),
             "refresh_recipes": len(self._plan),
             "refresh_queued": self._plan.due,
             "refreshing": self._refresher is not None and not self._refresher.done(),
@@ -282,8 +300,10 @@ class TieredCache(ToolCache):
             self._unsubscribe()
             self._unsubscribe = None
         self._drain()
+        self._closing = True
         self._coalescer.flush()
         self._plan.clear_due()
+        await asyncio.gather(*self._announcing, return_exceptions=True)
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
@@ -318,20 +338,53 @@ class TieredCache(ToolCache):
 
     def _drain(self) -> None:
         while self._inbox:
-            self._coalescer.changed(self._inbox.popleft())
+            scopes = self._inbox.popleft()
+            self._retire(scopes)
+            folded = self._coalescer.changed(scopes)
+            if folded and self._link is not None:
+                task = self._loop.create_task(self._announce(folded))
+                self._announcing.add(task)
+                task.add_done_callback(self._announcing.discard)
 
-    def _bump(self, scopes: list[str]) -> None:
+    def _retire(self, scopes: Iterable[str]) -> None:
+        """Raise the local version of each scope: this instance's answers of it are retired."""
+        scopes = list(scopes)
         for scope in scopes:
             self._local[scope] = self._local.get(scope, 0) + 1
-            if self._link is not None:
-                self._owed_seq += 1
-                self._owed[scope] = self._owed_seq
         self.metrics.invalidated(len(scopes))
-        log.debug("data versions bumped scopes={}", len(scopes))
-        if self._link is not None:
-            self._flush_soon()
         self._notify()
         self._refresh_soon(scopes)
+
+    def _bump(self, scopes: list[str]) -> None:
+        """The coalescer's bump: record new shared versions of `scopes` in Redis."""
+        if self._link is None:
+            return
+        for scope in scopes:
+            self._owed_seq += 1
+            self._owed[scope] = self._owed_seq
+        log.debug("data versions bumped scopes={}", len(scopes))
+        self._flush_soon()
+        self._notify()
+
+    async def _announce(self, scopes: list[str]) -> None:
+        """Tell the other instances at once of changes folded into a trailing bump."""
+        assert self._link is not None
+        link = self._link
+        message = json.dumps({"changed": scopes, "by": link.client_name})
+        await link.run(lambda r: r.publish(link.channel, message))
+
+    def _on_changed(self, scopes: list[str]) -> None:
+        """Another instance's change, not yet recorded by a bump: retire, and hold L2."""
+        self._held.update(scopes)
+        self._retire(scopes)
+        self._loop.call_later(self._interval_s + HOLD_SLACK_S, self._unhold, scopes)
+
+    def _unhold(self, scopes: list[str]) -> None:
+        # The bump that records these changes never came: record one here (one bump more
+        # at worst), so that L2 is used again under a version newer than the changes.
+        late = [s for s in scopes if s in self._held]
+        if late and not self._closing:
+            self._bump(late)
 
     # Refresh-ahead -------------------------------------------------------------
 
@@ -394,11 +447,17 @@ class TieredCache(ToolCache):
     def _on_message(self, data: bytes) -> None:
         raised: list[str] = []
         try:
-            pairs = json.loads(data)
-            for scope, version in pairs:
+            message = json.loads(data)
+            if isinstance(message, dict):
+                if self._link is not None and message["by"] != self._link.client_name:
+                    self._on_changed([str(scope) for scope in message["changed"]])
+                return
+            for scope, version in message:
+                # Any bump published after a change was announced records it.
+                self._held.discard(str(scope))
                 if self._raise_shared(str(scope), int(version)):
                     raised.append(str(scope))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):
             log.warning("ignored a malformed version message")
             return
         self._notify()
@@ -448,11 +507,15 @@ class TieredCache(ToolCache):
             link is not None
             and link.up
             and all(v >= 0 for v in shared.values())
-            and not any(s in self._owed for s in scopes)
+            and not any(self._unrecorded(s) for s in scopes)
         )
         namespace = link.namespace if link is not None else "-"
         l2 = result_key(namespace, tool, arguments, scope, shared)
         return _Keys((l2, tuple(self._local.get(s, 0) for s in scopes)), l2, use_l2)
+
+    def _unrecorded(self, scope: str) -> bool:
+        """Whether a change of `scope` is known here that no shared version records yet."""
+        return scope in self._owed or scope in self._held or self._coalescer.is_pending(scope)
 
     async def _await_flush(self, scopes: list[str]) -> None:
         # A bump being recorded takes one round trip; waiting for it lets this
