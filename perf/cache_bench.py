@@ -25,15 +25,23 @@ The workload (every figure below is a parameter or a constant of this file):
   stream replays `--changes` row changes per second, in sink batches of
   `--batch-ms`, each batch one notice built by the sink's own code
   (`cdc.notify.Touched`) from the rows' before and after images. Which rows
-  change follows an order's life (ROW_CHANGES, rows per order placed): the
-  order is inserted pending or paid with its items and a stock decrement per
-  item, most pending orders are paid within 30 minutes and a few cancelled,
-  paid orders are shipped, delivered and completed over the next two weeks,
-  a few are refunded weeks later; besides, customers sign up, products are
-  restocked or repriced, transfers are created and paid, plans change. The
-  merchant of each row is drawn from the same Zipf distribution as the
-  questions' (busy shops both sell and ask more). The store's rows do not
-  change; only the cache is told they did.
+  change follows an order's life (ROW_CHANGES, source transactions per order
+  placed): the order is inserted pending (70 %) or paid, in one transaction
+  with its ITEMS_PER_ORDER items and a stock decrement per item, so all of
+  them reach one sink batch; most pending orders are paid within 30 minutes
+  and a few cancelled, paid orders are shipped, delivered and completed over
+  the next two weeks, a few are refunded weeks later; besides, customers sign
+  up, products are restocked or repriced, transfers are created and paid,
+  plans change. The merchant of each transaction is drawn from the same Zipf
+  distribution as the questions' (busy shops both sell and ask more). The
+  store's rows do not change; only the cache is told they did.
+- Hit ratio, as a client sees it: calls whose `_meta.cache` is L1 or L2 (a call
+  that joined an identical computation in flight waited for the store: a
+  miss). The ideal reference counts the same way: a call is an ideal hit when
+  an earlier call of the same question, at the same data versions (this
+  cache's own, taken when the call starts), had already been answered, as an
+  unbounded cache without TTL holding every answer its callers computed would
+  serve it.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +111,11 @@ DAYS = {"last 7 days": 7, "last 30 days": 30, "last 90 days": 90}
 PERIOD_TOOLS = {"get_sales", "top_products", "customer_summary", "platform_revenue"}
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 
-# Row changes per order placed, by kind: the life of an order, and what goes on beside it.
+# Changes per order placed, by kind: the life of an order, and what goes on beside it. Each
+# is one source transaction of one merchant; all but a placement are one row change.
 ROW_CHANGES = (
-    ("order placed pending", 0.70),
+    ("order placed pending", 0.70),  # the order, its items and a stock decrement per item
     ("order placed paid", 0.30),
-    ("item inserted", 2.0),  # 2 items per order on average
-    ("stock decremented", 2.0),  # one products update per item
     ("pending order paid", 0.65),  # within 30 minutes
     ("pending order cancelled", 0.05),  # within 2 hours
     ("order fulfilled", 2.85),  # paid → shipped → delivered → completed, 1-14 days on
@@ -120,6 +128,8 @@ ROW_CHANGES = (
     ("plan changed", 0.004),
 )
 FULFILMENT = {"paid": "shipped", "shipped": "delivered", "delivered": "completed"}
+# Items of an order placed (each with its products row's stock decrement).
+ITEMS_PER_ORDER = 2
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -186,18 +196,20 @@ class Mix:
             args["merchant_id"] = self.merchant()
         return tool, args
 
-    def notice(self, rows: int, now: datetime) -> ChangeNotice:
-        """A sink batch of `rows` row changes at `now`, as the sink would announce it."""
-        touched, merchants, platform = Touched(), set(), False
-        for _ in range(rows):
+    def notice(self, rows: int, now: datetime) -> tuple[ChangeNotice, int]:
+        """A sink batch of at least `rows` row changes at `now`, as the sink would announce it,
+        and its row count (transactions are whole, so a batch may hold a few more)."""
+        touched, merchants, platform, count = Touched(), set(), False, 0
+        while count < rows:
             kind = self.rng.choices([k for k, _ in ROW_CHANGES], [w for _, w in ROW_CHANGES])[0]
             merchant = uuid.UUID(self.merchant())
-            table, op, before, after = row_change(kind, merchant, now, self.rng)
-            column = BY_NAME[table].merchant_column or "id"
-            touched.add(table, column, op, before, after)
+            for table, op, before, after in transaction(kind, merchant, now, self.rng):
+                column = BY_NAME[table].merchant_column or "id"
+                touched.add(table, column, op, before, after)
+                platform = platform or table in PLATFORM_TABLES
+                count += 1
             merchants.add(merchant)
-            platform = platform or table in PLATFORM_TABLES
-        return ChangeNotice(frozenset(merchants), platform, now, touched.earliest)
+        return ChangeNotice(frozenset(merchants), platform, now, touched.earliest), count
 
 
 def period_arguments(tool: str, kind: str, today: date) -> dict[str, Any]:
@@ -221,12 +233,31 @@ def period_arguments(tool: str, kind: str, today: date) -> dict[str, Any]:
     return {"start": start.isoformat(), "end": end.isoformat()}
 
 
-def row_change(
+RowChange = tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]
+
+
+def transaction(
     kind: str, merchant: uuid.UUID, now: datetime, rng: random.Random
-) -> tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]:
+) -> list[RowChange]:
+    """The row changes (table, op, before, after) of one source transaction of `kind`.
+
+    Placing an order writes the order, its items and each item's stock decrement
+    together, as a shop does, so they reach the sink (and its notice) together.
+    """
+    if not kind.startswith("order placed"):
+        return [row_change(kind, merchant, now, rng)]
+    placed = order(merchant, now, kind.rsplit(" ", 1)[1])
+    changes: list[RowChange] = [("orders", "c", None, placed)]
+    for _ in range(ITEMS_PER_ORDER):
+        item = row("order_items", merchant, now, order_id=placed["id"], quantity=1)
+        changes.append(("order_items", "c", None, item))
+        stock = row("products", merchant, now - 90 * DAY, stock_quantity=40, price=Decimal("9.9"))
+        changes.append(("products", "u", stock, {**stock, "stock_quantity": 39}))
+    return changes
+
+
+def row_change(kind: str, merchant: uuid.UUID, now: datetime, rng: random.Random) -> RowChange:
     """(table, op, before, after) of one row change of `kind` at `now`."""
-    if kind.startswith("order placed"):
-        return "orders", "c", None, order(merchant, now, kind.rsplit(" ", 1)[1])
     if kind.startswith("pending order"):
         old = order(merchant, now - rng.uniform(0, 30) * MINUTE, "pending")
         return "orders", "u", old, {**old, "status": kind.rsplit(" ", 1)[1]}
@@ -236,14 +267,11 @@ def row_change(
     if kind == "order refunded":
         old = order(merchant, now - rng.uniform(3, 60) * DAY, "completed")
         return "orders", "u", old, {**old, "status": "refunded"}
-    if kind == "item inserted":
-        return "order_items", "c", None, row("order_items", merchant, now)
     if kind == "customer signed up":
         return "customers", "c", None, row("customers", merchant, now)
     if kind.startswith(("stock", "product")):
         old = row("products", merchant, now - 90 * DAY, stock_quantity=40, price=Decimal("9.90"))
         column, value = {
-            "stock decremented": ("stock_quantity", 39),
             "product restocked": ("stock_quantity", 140),
             "product repriced": ("price", Decimal("10.90")),
         }[kind]
@@ -312,22 +340,29 @@ async def change_stream(
         count = int(batches * batch_s * rate) - changes  # paced against the start
         if count <= 0:
             continue
-        notice = mix.notice(count, datetime.now(UTC))
+        notice, rows = mix.notice(count, datetime.now(UTC))
         if coarse:
             notice = ChangeNotice(notice.merchant_ids, True, notice.freshness)
         bus.publish(notice)
-        changes += count
+        changes += rows
     return changes
 
 
 async def ask(
-    client: Client, tool: str, args: dict[str, Any], seen: dict[str, list[float]], errors: list[str]
+    client: Client,
+    tool: str,
+    args: dict[str, Any],
+    seen: dict[str, list[float]],
+    errors: list[str],
+    answered: Callable[[], None],
 ) -> None:
-    """One replayed call; records the server's own duration under the layer that answered."""
+    """One replayed call; records the server's own duration under the layer that answered,
+    and calls `answered` once the answer exists (for the ideal reference)."""
     result = await client.call_tool(tool, args)
     if result.is_error:
         errors.append(f"{tool}: {result.content[0].text[:120]}")  # type: ignore[union-attr]
         return
+    answered()
     meta = result.meta or {}
     seen.setdefault(str(meta.get("cache")), []).append(float(meta.get("duration_ms", 0.0)))
 
@@ -369,7 +404,6 @@ async def replay(
             tool, arguments = mix.request(now)
             key = identity(tool, arguments, now, lambda s: cache.version(s)[1])
             repeats += measuring and key in keys
-            keys.add(key)
             task = asyncio.create_task(
                 ask(
                     clients[sent % len(clients)],
@@ -377,6 +411,7 @@ async def replay(
                     arguments,
                     seen if measuring else warm,
                     errors,
+                    partial(keys.add, key),
                 )
             )
             task.add_done_callback(lambda t: (slots.release(), pending.discard(t)))
@@ -463,9 +498,9 @@ def simulated_ideal(
         while next_batch <= now:
             count = int(next_batch * change_rate) - changes
             if count > 0:
-                changes += count
                 at = origin + timedelta(seconds=next_batch)
-                notice = mix.notice(count, at)
+                notice, rows = mix.notice(count, at)
+                changes += rows
                 if coarse:
                     notice = ChangeNotice(notice.merchant_ids, platform=True)
                 for scope in notice.scopes(at):
@@ -575,10 +610,11 @@ def write_report(figures: dict[str, Any]) -> Path:
     ]
     lines += [
         "",
-        "Hit ratio: answers from L1 or L2 over all calls (target > 70 %). Ideal without",
-        "refresh-ahead: the share of calls that repeat an earlier call's key at the same",
-        "data version, i.e. what an unbounded cache with no TTL that only keeps answers its",
-        "callers computed could at best serve under the same stream. Refresh-ahead beats it",
+        "Hit ratio: answers from L1 or L2 over all calls (target > 70 %); a call that",
+        "joined an identical computation in flight is a miss. Ideal without refresh-ahead:",
+        "the share of calls whose question, at the same data versions, an earlier call had",
+        "already answered, i.e. what an unbounded cache with no TTL that only keeps answers",
+        "its callers computed could at best serve under the same stream. Refresh-ahead beats it",
         "by recomputing popular answers after a change, before they are asked again; the",
         "store computations per second (answers computed for callers plus refreshes, over",
         "warm-up and counted time) say what that costs.",
