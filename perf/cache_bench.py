@@ -465,30 +465,17 @@ def simulated_ideal(
     """The ideal hit ratio of the same mix at any request rate, in virtual time.
 
     Replays `--seconds` (at least 60) of Poisson requests and sink batches of
-    changes against the invalidation rule of the cache (leading bump, then at
-    most one trailing bump per interval and scope); counts the requests that
-    repeat an earlier request's key at the same data versions. `coarse`
-    announces every change as the sink did before notices said what changed
-    (every scope of the merchant and of the platform).
+    changes, each change retiring the answers of its scopes at once, as the
+    cache does (answers are never older than a change; the coalescing interval
+    only spaces the shared versions in Redis); counts the requests that repeat
+    an earlier request's key at the same data versions, answers being instant.
+    `coarse` announces every change as the sink did before notices said what
+    changed (every scope of the merchant and of the platform).
     """
     mix = Mix(list(merchants), args.zipf, random.Random(args.seed))
-    interval, batch_s, horizon = 0.5, args.batch_ms / 1000, max(args.seconds, 60.0)
+    batch_s, horizon = args.batch_ms / 1000, max(args.seconds, 60.0)
     origin = datetime.now(UTC)
-    versions: dict[str, list[Any]] = {}  # scope -> [version, window_end, pending]
-
-    def advance(scope: str, now: float) -> int:
-        state = versions.setdefault(scope, [0, -1.0, False])
-        while state[2] and state[1] <= now:
-            state[0], state[1], state[2] = state[0] + 1, state[1] + interval, False
-        return int(state[0])
-
-    def change(scope: str, now: float) -> None:
-        advance(scope, now)
-        state = versions[scope]
-        if now >= state[1]:
-            state[0], state[1] = state[0] + 1, now + interval
-        else:
-            state[2] = True
+    versions: dict[str, int] = {}
 
     seen: set[tuple[Any, ...]] = set()
     hits = requests = 0
@@ -504,11 +491,11 @@ def simulated_ideal(
                 if coarse:
                     notice = ChangeNotice(notice.merchant_ids, platform=True)
                 for scope in notice.scopes(at):
-                    change(scope, next_batch)
+                    versions[scope] = versions.get(scope, 0) + 1
             next_batch += batch_s
         at = origin + timedelta(seconds=now)
         tool, arguments = mix.request(at)
-        key = identity(tool, arguments, at, lambda s, t=now: advance(s, t))  # type: ignore[misc]
+        key = identity(tool, arguments, at, lambda s: versions.get(s, 0))
         hits, requests = hits + (key in seen), requests + 1
         seen.add(key)
     return round(hits / requests, 4)
