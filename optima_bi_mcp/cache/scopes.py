@@ -15,6 +15,10 @@ does so later, at t' by its own clock; if that clock is at most
 PAST_READ_AFTER - PAST_AFTER (an hour) behind ours, the row was created more
 than PAST_AFTER before t', so the notice bumps the past version. Time zones do
 not enter: E and `created_at` are instants.
+
+An answer read up to now (last N days, this month, as of today) also depends
+on the date: its key holds a scope naming today in the answer's zone
+(`today_scope`), so that after midnight it is computed for the new day.
 """
 
 from __future__ import annotations
@@ -58,19 +62,31 @@ def data_scopes(
     resolve (a bad zone, say) give the full versions; the tool refuses them anyway.
     """
     owner = "*" if merchant_id is None else str(merchant_id)
-    past = _ends_before(tool, arguments, now, now - PAST_READ_AFTER)
-    return tuple(
+    try:
+        end = period_end(tool, arguments, now)
+        up_to_now = end is None
+    except Exception:
+        end, up_to_now = None, False
+    past = end is not None and end <= now - PAST_READ_AFTER
+    scopes = tuple(
         f"{domain}:{owner}:past" if past and domain in DATED else f"{domain}:{owner}"
         for domain in READS[tool]
     )
+    return (*scopes, today_scope(arguments, now)) if up_to_now else scopes
 
 
-def _ends_before(tool: str, arguments: dict[str, Any], now: datetime, limit: datetime) -> bool:
+def today_scope(arguments: dict[str, Any], now: datetime) -> str:
+    """The scope naming today's date in the answer's zone, for answers read up to now.
+
+    It is never bumped; its name changes at midnight, and so does the key of
+    every answer whose period (last N days, this month, as of today) moves then.
+    """
+    name = arguments.get("timezone") or "UTC"
     try:
-        end = period_end(tool, arguments, now)
+        tz = zone(name)
     except Exception:
-        return False
-    return end is not None and end <= limit
+        name, tz = "UTC", zone("UTC")
+    return f"day:{name}:{now.astimezone(tz).date().isoformat()}"
 
 
 def period_end(tool: str, arguments: dict[str, Any], now: datetime) -> datetime | None:

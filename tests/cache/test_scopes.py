@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -223,7 +224,31 @@ def test_yesterday_in_new_york_ends_at_five_utc() -> None:
 
 def test_platform_answers_read_platform_scopes() -> None:
     """Platform tools key on every merchant's data (`*`), and MRR on subscriptions only."""
-    assert data_scopes("platform_mrr", {"month": None}, None, NOW) == ("subscriptions:*",)
+    scopes = data_scopes("platform_mrr", {"month": None}, None, NOW)
+    assert scopes == ("subscriptions:*", "day:UTC:2026-12-03")
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("get_sales", {**ARGS, "days": 7, "timezone": "America/New_York"}),
+        ("inventory_status", {}),
+        ("churned_customers", {"as_of": None}),
+        ("platform_mrr", {"month": None}),
+    ],
+)
+def test_answers_up_to_now_are_keyed_on_todays_date(tool: str, arguments: dict[str, Any]) -> None:
+    """At the answer zone's midnight the key changes: the period moved with the date."""
+    midnight = datetime(2026, 12, 4, tzinfo=ZoneInfo(arguments.get("timezone") or "UTC"))
+    minute = timedelta(minutes=1)
+    keys = [data_scopes(tool, arguments, M, midnight + d) for d in (-2 * minute, -minute, minute)]
+    assert (keys[0] == keys[1], keys[1] != keys[2]) == (True, True)
+
+
+def test_a_period_of_dates_is_not_keyed_on_today() -> None:
+    """An explicit period reads the same rows whatever the date it is asked on."""
+    args = {**ARGS, "start": "2026-12-01", "end": "2026-12-04"}
+    assert not any(s.startswith("day:") for s in data_scopes("get_sales", args, M, NOW))
 
 
 # Store tables, and the domains an answer reading them must declare (any one set of them).
