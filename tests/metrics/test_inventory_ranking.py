@@ -25,9 +25,9 @@ class _Store:
         self.rows = rows
 
     def query(self, sql: str, parameters: Any = None, **_: Any) -> list[tuple[Any, ...]]:
-        if "merchant_monthly" in sql:
-            return [("EUR", 10)]
-        assert sql == inventory.PRODUCTS_SQL["orders"]
+        if "FROM merchants" in sql:
+            return [("Shop", "EUR")]
+        assert sql == inventory.PRODUCTS_SQL
         return self.rows
 
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from optima_bi_mcp.metrics import inventory
 from optima_bi_mcp.metrics.merchant import inventory_status
 from optima_bi_mcp.metrics.models import InventoryStatusArgs
 from tests.metrics.compare import all_pages, project
@@ -40,25 +39,6 @@ def test_inventory_matches_oracle(
     wanted = [i for i in expected["items"] if status in (None, i["status"])]
     args = {"lead_time_days": lead, "cover_days": cover, "status": status}
     items, pages = _pages(metric_dataset, role, 4, **args)
-    assert project(items, wanted) == wanted
-    assert all(p["counts"] == expected["counts"] for p in pages)
-
-
-@pytest.mark.parametrize("status", [None, "low", "healthy"])
-@pytest.mark.parametrize("role", ROLES)
-def test_rollup_answers_match_oracle(
-    metric_dataset: Any,
-    source: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    role: str,
-    status: str | None,
-) -> None:
-    """From product_daily and day item lists (as for large merchants), pages and counts match."""
-    monkeypatch.setattr(inventory, "ROLLUP_MIN_ORDERS", -1)
-    merchant = metric_dataset.info.merchants[role]
-    expected = oracle.inventory_status(source, merchant, now=metric_dataset.now)
-    wanted = [i for i in expected["items"] if status in (None, i["status"])]
-    items, pages = _pages(metric_dataset, role, 4, status=status)
     assert project(items, wanted) == wanted
     assert all(p["counts"] == expected["counts"] for p in pages)
 

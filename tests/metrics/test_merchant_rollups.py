@@ -20,7 +20,6 @@ import pytest
 
 from optima_bi_mcp.data.backfill import backfill
 from optima_bi_mcp.data.tables import BY_NAME
-from optima_bi_mcp.metrics import inventory
 from optima_bi_mcp.metrics import merchant as merchant_metrics
 from optima_bi_mcp.metrics.merchant import (
     churned_customers,
@@ -70,11 +69,10 @@ class Change:
 def env(make_source: Any, make_store: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     """A fresh source and store per test, since these tests change both.
 
-    get_sales and inventory_status answer from the rollups whatever the merchant's
-    size, as they do for large merchants.
+    get_sales answers from the rollups whatever the merchant's size, as it does for
+    large merchants (inventory_status always does).
     """
     monkeypatch.setattr(merchant_metrics, "ROLLUP_MIN_ORDERS", -1)
-    monkeypatch.setattr(inventory, "ROLLUP_MIN_ORDERS", -1)
     dsn = make_source("merchant_rollups")
     info = build_dataset(dsn, seed=23, scale=0.3)
     store = make_store("merchant_rollups")
