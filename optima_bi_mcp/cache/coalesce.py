@@ -23,9 +23,11 @@ Bump = Callable[[list[str]], None]
 class Coalescer:
     """Calls `bump(scopes)` at the leading and trailing edge of each scope's interval."""
 
-    def __init__(self, interval_s: float, bump: Bump) -> None:
+    def __init__(self, interval_s: float, bump: Bump, *, trailing: Bump | None = None) -> None:
+        """`bump` is called at leading edges, `trailing` (default: `bump`) at trailing ones."""
         self._interval_s = interval_s
         self._bump = bump
+        self._trailing = trailing or bump
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._pending: set[str] = set()
 
@@ -65,7 +67,7 @@ class Coalescer:
         self._timers.clear()
         pending, self._pending = sorted(self._pending), set()
         if pending:
-            self._bump(pending)
+            self._trailing(pending)
 
     def _open(self, scope: str) -> None:
         loop = asyncio.get_running_loop()
@@ -77,4 +79,4 @@ class Coalescer:
             return
         self._pending.discard(scope)
         self._open(scope)
-        self._bump([scope])
+        self._trailing([scope])

@@ -14,18 +14,20 @@ How an answer is found (`get_or_compute`):
 Data versions. With Redis, each scope's shared version is a counter in Redis
 (`INCR`), announced on a pub/sub channel; every instance keeps a local copy,
 raised by the messages and read with `MGET` when unknown. Each instance also
-keeps a local counter per scope, bumped with every change it is told about:
-the L1 key holds both, the L2 key only the shared one. So this instance's own
-answers change at once, without a round trip; and until the shared bump is
+keeps a local counter per scope, raised with every change it learns of (from
+its bus, or from another instance's message announcing a change): the L1 key
+holds the local versions, the L2 key the shared ones. So this instance's own
+answers change at once, without a round trip, and a bump that only records
+changes already applied here retires nothing. Until the shared bump is
 recorded in Redis (the bump is "owed", e.g. while Redis is down), L2 is not
 used for that scope, since L2 answers under the current shared version may
 predate the change. Owed bumps are recorded when Redis answers again; an
 answer that finds its scope's bump being recorded waits for that one round
 trip (at most FLUSH_WAIT_S), so it can use L2 under the new version.
 On every reconnection the shared versions are forgotten and read again after
-the subscription is live, which retires any answer older than a bump missed
-meanwhile (keys hold the versions); a restarted Redis has a new run id, which
-is part of every key, so nothing from before a restart is ever read.
+the subscription is live, and L1 is emptied, since a message missed meanwhile
+may have announced a change; a restarted Redis has a new run id, which is
+part of every L2 key, so nothing from before a restart is ever read.
 
 XXX: a version counter that Redis evicted would restart at 1 and could make an
 answer of the same number reachable again; `infra/redis/up` therefore evicts
@@ -106,14 +108,16 @@ FLUSH_WAIT_S = 1.0
 HOLD_SLACK_S = 2.0
 
 # Increment each scope's counter and announce the new versions, atomically and
-# in one round trip. KEYS: the counters; ARGV: the channel, then the scopes.
+# in one round trip. KEYS: the counters; ARGV: the channel, the sender, then per
+# key its scope and 1 if the bump announces a change (0: it records changes
+# already announced with a `changed` message).
 BUMP_LUA = """
-local versions, message = {}, {}
+local versions, bumps = {}, {}
 for i, key in ipairs(KEYS) do
   versions[i] = redis.call('INCR', key)
-  message[i] = {ARGV[i + 1], versions[i]}
+  bumps[i] = {ARGV[2 * i + 1], versions[i], tonumber(ARGV[2 * i + 2])}
 end
-redis.call('PUBLISH', ARGV[1], cjson.encode(message))
+redis.call('PUBLISH', ARGV[1], cjson.encode({by = ARGV[2], bumps = bumps}))
 return versions
 """
 # Release a lock only if it is still ours (it may have expired and been retaken).
@@ -183,6 +187,7 @@ class TieredCache(ToolCache):
         self._shared: dict[str, int] = {}
         self._local: dict[str, int] = {}
         self._owed: dict[str, int] = {}  # scope -> sequence number of its newest owed bump
+        self._owed_new: set[str] = set()  # owed bumps that announce a change
         self._owed_seq = 0
         self._inbox: deque[tuple[str, ...]] = deque()
         # Scopes another instance announced a change of that no bump has recorded yet.
@@ -195,7 +200,11 @@ class TieredCache(ToolCache):
         self._waiters: list[asyncio.Future[None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._coalescer = Coalescer(invalidation_interval_ms / 1000, self._bump)
+        self._coalescer = Coalescer(
+            invalidation_interval_ms / 1000,
+            partial(self._bump, new=True),
+            trailing=partial(self._bump, new=False),
+        )
         # A question is worth refreshing while its answer could still be in L1.
         self._plan = RefreshPlan(
             min_asks=refresh_min_asks,
@@ -355,13 +364,16 @@ class TieredCache(ToolCache):
         self._notify()
         self._refresh_soon(scopes)
 
-    def _bump(self, scopes: list[str]) -> None:
-        """The coalescer's bump: record new shared versions of `scopes` in Redis."""
+    def _bump(self, scopes: list[str], *, new: bool) -> None:
+        """Record new shared versions of `scopes` in Redis; `new`: announcing changes
+        no other instance has heard of (a leading edge), else recording announced ones."""
         if self._link is None:
             return
         for scope in scopes:
             self._owed_seq += 1
             self._owed[scope] = self._owed_seq
+            if new:
+                self._owed_new.add(scope)
         log.debug("data versions bumped scopes={}", len(scopes))
         self._flush_soon()
         self._notify()
@@ -384,7 +396,7 @@ class TieredCache(ToolCache):
         # at worst), so that L2 is used again under a version newer than the changes.
         late = [s for s in scopes if s in self._held]
         if late and not self._closing:
-            self._bump(late)
+            self._bump(late, new=False)
 
     # Refresh-ahead -------------------------------------------------------------
 
@@ -433,45 +445,53 @@ class TieredCache(ToolCache):
             batch = dict(self._owed)
             scopes = sorted(batch)
             keys = [self._version_key(s) for s in scopes]
-            ok, versions = await link.run(
-                partial(_record_bumps, keys=keys, args=[link.channel, *scopes])
-            )
+            args = [link.channel, link.client_name]
+            for scope in scopes:
+                args += [scope, "1" if scope in self._owed_new else "0"]
+            ok, versions = await link.run(partial(_record_bumps, keys=keys, args=args))
             if not ok:
                 return
             for scope, version in zip(scopes, versions, strict=True):
                 self._raise_shared(scope, int(version))
+                self._held.discard(scope)  # recorded after we heard of the change
                 if self._owed.get(scope) == batch[scope]:
                     del self._owed[scope]
+                    self._owed_new.discard(scope)
             self._notify()
 
     def _on_message(self, data: bytes) -> None:
-        raised: list[str] = []
+        changes: list[str] = []
         try:
             message = json.loads(data)
-            if isinstance(message, dict):
-                if self._link is not None and message["by"] != self._link.client_name:
+            mine = self._link is not None and message["by"] == self._link.client_name
+            if "changed" in message:
+                if not mine:
                     self._on_changed([str(scope) for scope in message["changed"]])
                 return
-            for scope, version in message:
-                # Any bump published after a change was announced records it.
+            for scope, version, new in message["bumps"]:
+                self._raise_shared(str(scope), int(version))
+                if mine:
+                    continue  # applied here before it was recorded
+                # A bump published after a change was announced records it; a new one
+                # is a change of its own, retired here (and refreshed) like ours.
                 self._held.discard(str(scope))
-                if self._raise_shared(str(scope), int(version)):
-                    raised.append(str(scope))
+                if new:
+                    changes.append(str(scope))
         except (ValueError, TypeError, KeyError):
             log.warning("ignored a malformed version message")
             return
         self._notify()
-        # Bumps made elsewhere (a sink's process, another server) refresh our popular answers
-        # too; our own bumps come back already applied and raise nothing.
-        self._refresh_soon(raised)
+        if changes:
+            self._retire(changes)
 
     def _on_redis_up(self) -> None:
-        # Bumps announced while we were away were missed: forget every shared
-        # version, so that each is read again after the subscription is live.
-        # L1 may stay: its keys hold the versions, so an answer older than a
-        # missed bump is no longer reachable. (A restarted Redis has a new run
-        # id, hence new keys altogether.) Then record the bumps we owe.
+        # Changes announced while we were away were missed: forget every shared
+        # version, so that each is read again after the subscription is live, and
+        # every L1 answer (their keys hold local versions only, which a missed
+        # message did not raise). A restarted Redis has a new run id, hence new L2
+        # keys altogether. Then record the bumps we owe.
         self._shared.clear()
+        self._l1.clear()
         self._loop.call_soon(self._flush_soon)
         self._notify()
 
@@ -511,7 +531,11 @@ class TieredCache(ToolCache):
         )
         namespace = link.namespace if link is not None else "-"
         l2 = result_key(namespace, tool, arguments, scope, shared)
-        return _Keys((l2, tuple(self._local.get(s, 0) for s in scopes)), l2, use_l2)
+        # L1 keys on local versions only: every change this instance knows of raises one
+        # (its bus, `changed` messages, new bumps), while a bump recording changes already
+        # applied here leaves the answers computed since then in place.
+        l1 = result_key("l1", tool, arguments, scope, {})
+        return _Keys((l1, tuple(self._local.get(s, 0) for s in scopes)), l2, use_l2)
 
     def _unrecorded(self, scope: str) -> bool:
         """Whether a change of `scope` is known here that no shared version records yet."""

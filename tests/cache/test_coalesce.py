@@ -90,7 +90,7 @@ async def test_other_instance_sees_a_folded_change_before_the_trailing_bump(
     assert await answer(one, computation) == (1, "none")
     assert await answer(two, computation) == (1, "L2")
     bus.publish(CHANGE)
-    await two.wait_until(lambda: two.version(SCOPE)[1] == 1, timeout=10)
+    await two.wait_until(lambda: two.version(SCOPE)[1] == 2, timeout=10)
     assert (await answer(two, computation), two.version(SCOPE)[0]) == ((2, "none"), 1)
 
 
@@ -103,6 +103,7 @@ async def test_held_change_is_recorded_by_the_other_instance_if_its_owner_is_gon
     bus = ChangeBus()
     one.attach(bus)
     bus.publish(CHANGE)
+    await two.wait_until(lambda: two.version(SCOPE)[0] == 1, timeout=10)
     bus.publish(CHANGE)  # folded, announced; its trailing bump never comes
     await two.wait_until(lambda: two.stats()["held_scopes"] > 0, timeout=10)
     one._coalescer._pending.clear()  # as if instance one died here
@@ -117,6 +118,23 @@ async def test_zero_interval_bumps_every_change(make_cache: MakeCache) -> None:
     for _ in range(3):
         bus.publish(CHANGE)
     assert cache.version(SCOPE) == (0, 3)
+
+
+async def test_trailing_bump_keeps_answers_computed_since_the_change(
+    make_cache: MakeCache, redis_url: str, computation: Computation
+) -> None:
+    """The bump that records a change already applied here retires nothing on either side."""
+    one = await make_cache(redis_url=redis_url, invalidation_interval_ms=1000)
+    two = await make_cache(redis_url=redis_url, invalidation_interval_ms=1000)
+    bus = ChangeBus()
+    one.attach(bus)
+    bus.publish(CHANGE)
+    bus.publish(CHANGE)  # folded: recorded by the trailing bump, a second on
+    await two.wait_until(lambda: two.version(SCOPE)[1] == 2, timeout=10)
+    other = Computation()
+    assert (await answer(one, computation), await answer(two, other)) == ((1, "none"),) * 2
+    await two.wait_until(lambda: two.version(SCOPE)[0] == 2, timeout=10)
+    assert (await answer(one, computation), await answer(two, other)) == ((1, "L1"),) * 2
 
 
 async def test_close_records_pending_trailing_bump(make_cache: MakeCache, redis_url: str) -> None:
