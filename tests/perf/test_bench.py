@@ -129,6 +129,18 @@ def test_each_missed_target_profiles_the_case_that_limits_it() -> None:
     assert "largest merchant, 365 days: ≥ 30× faster" not in picked
 
 
+def test_the_median_target_profiles_a_typical_case_of_the_slowest_tool() -> None:
+    """Not the tool's slowest case: the one whose median is nearest the tool's pooled median."""
+    cases = [
+        {**case("get_sales", "merchant", ms, 500), "period": period, "arguments": {}}
+        for ms, period in ((25, "7d"), (30, "30d"), (200, "365d"))
+    ]
+    chosen = report.profile_targets(report.by_tool(cases), cases, [])
+    picked = {target: c["period"] for target, c, _ in chosen}
+    assert picked["merchant tools uncached median ≤ 20 ms"] == "30d"
+    assert picked["merchant tools uncached p99 ≤ 100 ms"] == "365d"
+
+
 def test_builtin_time_counts_for_the_layer_that_called_it() -> None:
     """A C call made from jsonschema is validation time, not 'other'."""
     validate = ("/x/site-packages/jsonschema/validators.py", 1, "iter_errors")
@@ -152,20 +164,25 @@ def test_the_event_loop_wait_is_kept_apart_from_the_work() -> None:
 
 
 def test_profiles_show_the_layers_and_queries_of_each_case() -> None:
-    """A profiled case is reported with its time, its layer shares and its queries."""
+    """The call's time outside the store is split between Python layers in profiled shares."""
     entry = {
         "target": "cached median ≤ 1 ms (every tool)",
         "tool": "get_sales",
         "label": "large 365d",
         "cached": True,
-        "per_call_ms": 22.9,
-        "store_ms": 0.0,
+        "per_call_ms": 20.0,
+        "store_ms": 10.0,
         "queries": [],
-        "layers": {"result validation in the MCP client (jsonschema)": 0.81},
+        "layers": {
+            "store engine (chDB)": 0.5,
+            "result validation in the MCP client (jsonschema)": 0.3,
+            "pydantic (arguments, result models)": 0.1,
+        },
     }
     text = "\n".join(report.profile_lines([entry]))
-    assert "`get_sales` large 365d, cached (L1): 22.9 ms per call" in text
-    assert "| result validation in the MCP client (jsonschema) | 81% |" in text
+    assert "`get_sales` large 365d, cached (L1): 20.0 ms per call" in text
+    assert "| store queries (engine and client, timed) | 10.0 | 50% |" in text
+    assert "| result validation in the MCP client (jsonschema) | 7.50 | 38% |" in text
 
 
 class FakeStats:
