@@ -405,3 +405,37 @@ async def test_an_item_without_its_order_retires_last_months_products(world: Wor
     world.apply("order_items", None, {**item, "id": uuid.uuid4(), "quantity": 500})
     after, layer = await after_change(world, "top_products", args)
     assert (layer, after != before) == ("none", True)
+
+
+async def test_changes_within_the_interval_show_at_once_on_both_instances(
+    world: World, make_cache: MakeCache, redis_url: str
+) -> None:
+    """Two refunds within one coalescing interval: each shows in the next answer, everywhere."""
+    admin = fixed_principal(Principal.parse("admin"))
+    options = {"invalidation_interval_ms": 60_000, "refresh_min_asks": 0}
+    caches = [await make_cache(redis_url=redis_url, **options) for _ in range(2)]
+    caches[0].attach(world.bus)
+    servers = [
+        build_server(Settings(), world.store, principal_resolver=admin, cache=c) for c in caches
+    ]
+    m = world.merchants[0]
+    args = {"merchant_id": str(m), "days": 30}
+    found = world.store.query(
+        f"SELECT id FROM orders FINAL WHERE merchant_id = {{m:UUID}} AND status IN {COUNTED} "
+        f"AND {SINCE} ORDER BY id LIMIT 2",
+        {"m": m, "t": datetime.now(UTC) - timedelta(days=20)},
+    )
+    for (order_id,) in found:
+        for server in servers:
+            await ask(server, "get_sales", args)
+        seen = caches[1].version(f"orders:{m}")[1]
+        order = world.row("orders", "id = {o:UUID}", o=order_id)
+        world.apply("orders", order, {**order, "status": "refunded"})
+        await caches[1].wait_until(
+            lambda seen=seen: caches[1].version(f"orders:{m}")[1] > seen,  # type: ignore[misc]
+            timeout=10,
+        )
+        expected = figures((await ask(world.uncached, "get_sales", args))[0])
+        answers = [await ask(server, "get_sales", args) for server in servers]
+        # Instance two may read instance one's fresh answer from L2, never an old one.
+        assert [(figures(a), layer != "L1") for a, layer in answers] == [(expected, True)] * 2
