@@ -464,16 +464,18 @@ def simulated_ideal(
 ) -> float:
     """The ideal hit ratio of the same mix at any request rate, in virtual time.
 
-    Replays `--seconds` (at least 60) of Poisson requests and sink batches of
-    changes, each change retiring the answers of its scopes at once, as the
-    cache does (answers are never older than a change; the coalescing interval
-    only spaces the shared versions in Redis); counts the requests that repeat
-    an earlier request's key at the same data versions, answers being instant.
+    Replays `--warmup` then `--seconds` (at least 60; only these are counted)
+    of Poisson requests and sink batches of changes, each change retiring the
+    answers of its scopes at once, as the cache does (answers are never older
+    than a change; the coalescing interval only spaces the shared versions in
+    Redis); counts the requests that repeat an earlier request's key at the
+    same data versions, answers being instant.
     `coarse` announces every change as the sink did before notices said what
     changed (every scope of the merchant and of the platform).
     """
     mix = Mix(list(merchants), args.zipf, random.Random(args.seed))
-    batch_s, horizon = args.batch_ms / 1000, max(args.seconds, 60.0)
+    batch_s, counted_from = args.batch_ms / 1000, args.warmup
+    horizon = counted_from + max(args.seconds, 60.0)
     origin = datetime.now(UTC)
     versions: dict[str, int] = {}
 
@@ -496,7 +498,8 @@ def simulated_ideal(
         at = origin + timedelta(seconds=now)
         tool, arguments = mix.request(at)
         key = identity(tool, arguments, at, lambda s: versions.get(s, 0))
-        hits, requests = hits + (key in seen), requests + 1
+        if now >= counted_from:
+            hits, requests = hits + (key in seen), requests + 1
         seen.add(key)
     return round(hits / requests, 4)
 
@@ -606,7 +609,8 @@ def write_report(figures: dict[str, Any]) -> Path:
         "store computations per second (answers computed for callers plus refreshes, over",
         "warm-up and counted time) say what that costs.",
         "",
-        "Ideal hit ratio of the same mix at other request rates (virtual time, no server),",
+        "Ideal hit ratio of the same mix at other request rates (virtual time, no server,",
+        "instant answers, the same warm-up and counted seconds),",
         "with the scopes of this code (fine), with every change bumping all of its",
         "merchant's data and the platform's (coarse, as before notices said what changed),",
         "and with no changes:",
