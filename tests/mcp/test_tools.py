@@ -124,7 +124,8 @@ async def test_platform_meta_source_is_rollup(make_server):
 
 
 async def test_cache_layer_reaches_meta(make_server):
-    """The layer the cache reports is the layer in _meta, with the tool's data scope."""
+    """The layer the cache reports is the layer in _meta, with the tool's data scopes
+    (the last 7 days read up to now, so today's date in the answer's zone too)."""
     seen: list[tuple[str, tuple[str, ...]]] = []
 
     class RecordingCache:
@@ -141,7 +142,8 @@ async def test_cache_layer_reaches_meta(make_server):
     server = make_server(MERCHANT_A, cache=RecordingCache())
     result = await call(server, "get_sales", {"days": 7})
     assert (result.meta or {})["cache"] == "L1"
-    assert seen == [(MERCHANT_A, (f"merchants:{A}", f"orders:{A}"))]
+    today = f"day:UTC:{datetime.now(UTC).date().isoformat()}"
+    assert seen == [(MERCHANT_A, (f"merchants:{A}", f"orders:{A}", today))]
 
 
 async def test_text_rendering_accompanies_structure(make_server):
