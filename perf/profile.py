@@ -82,6 +82,8 @@ async def run(ns: argparse.Namespace) -> None:
         _stop(profiler, ns.html)
         timings = {sql: list(v) for sql, v in timings.items()}  # the unprofiled calls
         if ns.json:
+            asked = await asked_queries(client, store, ns.tool, arguments)
+            phases = {sql: engine_phases(store, *call) for sql, call in asked.items()}
             profiles = ThreadProfiles()
             with profiled(profiles):
                 for _ in range(ns.calls):
@@ -89,8 +91,48 @@ async def run(ns: argparse.Namespace) -> None:
     print_queries(timings, total_ms, ns.calls)
     if ns.json:
         figures = profile_figures(timings, total_ms, ns.calls, profiles.layers())
+        for query in figures["queries"]:
+            query["phases"] = phases.get(query["sql"], {})
         ns.json.write_text(json.dumps(figures, indent=1))
     store.close()
+
+
+async def asked_queries(
+    client: Client, store: Store, tool: str, arguments: dict[str, Any]
+) -> dict[str, tuple[str, Any]]:
+    """The store queries of one more call, with their parameters, by normalized SQL."""
+    asked: dict[str, tuple[str, Any]] = {}
+    timed = store.query
+
+    def record(sql: str, parameters: Any = None, **kwargs: Any) -> list[tuple[Any, ...]]:
+        asked[" ".join(sql.split())] = (sql, parameters)
+        return timed(sql, parameters, **kwargs)
+
+    store.query = record  # type: ignore[method-assign]
+    try:
+        await client.call_tool(tool, arguments)
+    finally:
+        store.query = timed  # type: ignore[method-assign]
+    return asked
+
+
+def engine_phases(store: Store, sql: str, parameters: Any, rounds: int = 15) -> dict[str, float]:
+    """Median milliseconds of the engine's phases for one query, as the client sees them:
+    a round trip that does nothing (`SELECT 1`), parsing and analysis (`EXPLAIN QUERY
+    TREE`), planning too (`EXPLAIN`), and the whole query; interleaved, `rounds` each."""
+    steps = {
+        "round trip": ("SELECT 1", None),
+        "parse and analyse": (f"EXPLAIN QUERY TREE {sql}", parameters),
+        "plan": (f"EXPLAIN {sql}", parameters),
+        "run": (sql, parameters),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, (text, params) in steps.items():
+            started = time.perf_counter()
+            store.query(text, params)
+            samples[name].append((time.perf_counter() - started) * 1000)
+    return {name: percentile(values, 50) for name, values in samples.items()}
 
 
 def profile_figures(

@@ -548,7 +548,10 @@ def profile_lines(profiles: list[dict[str, Any]]) -> list[str]:
         " The rest of the call (outside store queries) is divided between the Python"
         " layers in the proportions cProfile found (time in C built-ins counts for the"
         " Python code that called them); cProfile slows call-heavy code such as"
-        " `jsonschema` the most, so those shares are upper bounds.",
+        " `jsonschema` the most, so those shares are upper bounds. Each store query is then"
+        " timed alone in its phases: a round trip that does nothing, then as `EXPLAIN QUERY"
+        " TREE` (parsed and analysed), as `EXPLAIN` (planned too) and run; chDB keeps no"
+        " `system.query_log`, so these stand in for its timings.",
         "",
     ]
     for entry in profiles:
@@ -560,13 +563,33 @@ def profile_lines(profiles: list[dict[str, Any]]) -> list[str]:
             "",
         ]
         lines += [*table(["layer", "ms per call", "share"], layer_rows(entry)), ""]
-        queries = [
-            [f"{q['per_call']:.0f}", ms(q["median_ms"]), f"`{q['sql'][:110]}…`"]
-            for q in entry["queries"]
-        ]
-        if queries:
-            lines += [*table(["per call", "median ms", "store query"], queries), ""]
+        if entry["queries"]:
+            lines += [*table(QUERY_HEADER, (query_row(q) for q in entry["queries"])), ""]
     return lines
+
+
+QUERY_HEADER = [
+    "per call",
+    "median ms",
+    "round trip (SELECT 1)",
+    "to analyse (EXPLAIN QUERY TREE)",
+    "to plan (EXPLAIN)",
+    "to run",
+    "store query",
+]
+
+
+def query_row(query: dict[str, Any]) -> list[str]:
+    """A profiled store query: its time in the calls, then its engine phases measured alone
+    (each column the median time to get that far, so the gaps are what each phase adds)."""
+    phases = query.get("phases") or {}
+    steps = ("round trip", "parse and analyse", "plan", "run")
+    return [
+        f"{query['per_call']:.0f}",
+        ms(query["median_ms"]),
+        *(ms(phases[k]) if k in phases else "–" for k in steps),
+        f"`{query['sql'][:90]}…`",
+    ]
 
 
 STORE_LAYERS = ("store engine (chDB)", "store client (clickhouse-connect)")
