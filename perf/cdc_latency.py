@@ -167,11 +167,11 @@ class Recorder:
 
 
 class StatementTimer:
-    """Wraps a store's `insert` and `query` to time every statement the sink runs."""
+    """Wraps a store's `insert`, `query` and `command` to time every statement the sink runs."""
 
     def __init__(self, store: Any) -> None:
         self.samples: dict[str, list[float]] = {}
-        for name in ("insert", "query"):
+        for name in ("insert", "query", "command"):
             setattr(store, name, self._timed(name, getattr(store, name)))
 
     def _timed(self, kind: str, call: Any) -> Any:
@@ -191,7 +191,10 @@ class StatementTimer:
 
 
 def _statement_name(sql: str) -> str:
+    """The table a statement writes (INSERT INTO t …) or first reads (… FROM t)."""
     words = sql.split()
+    if words[:2] == ["INSERT", "INTO"]:
+        return words[2]
     return words[words.index("FROM") + 1] if "FROM" in words else words[0]
 
 
