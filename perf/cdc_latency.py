@@ -8,12 +8,20 @@ in-process sink, and measures:
 
 1. Latency: `--rate` transactions per second (a new order with 1-3 items and
    stock moves each, from `--writers` connections in a separate process) for
-   `--seconds`; for each row change, the time from its source commit
-   (`source.ts_ms`) to the moment readers can see it: the sink stamps it when
-   the batch's rows and rollups are written and its change notice is out. No
-   probe queries the store, which would compete with the sink for the
-   embedded engine (one statement at a time). Reports p50/p95/p99 (target
-   p95 < 1 s) and where the time went, per stage and per store statement.
+   `--seconds`, measured two ways:
+   - stamped, for every row change: from its source commit (`source.ts_ms`,
+     the commit time PostgreSQL wrote in the WAL, on this host's clock) to the
+     moment the sink has written its batch's rows and every rollup and
+     published the change notice: from then on every tool answer includes it,
+     and the cache drops what it changed. No store query is involved, so these
+     figures cost the sink nothing. Reported as p50/p95/p99 (target p95 < 1 s)
+     with where the time went, per stage and per store statement.
+   - probed (`Probe`), for a few orders: from the return of an order's commit
+     to the return of the first `get_sales` answer, asked through the MCP
+     server, that counts it. This is what a user asking at that moment sees,
+     including the tool call and its wait for the store behind the sink; it
+     confirms the stamp. `--probe-rate` orders per second of a merchant the
+     load never touches, so its few tool calls barely load the store.
 2. Throughput: a bulk load of `--bulk-orders` orders in one transaction, then a
    fresh consumer group reading every change topic from the start into a new
    store database; events applied per second.
@@ -61,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--writers", type=int, default=4, help="concurrent source connections")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--probe-rate", type=float, default=2.0, help="probe orders per second (see Probe)"
+    )
+    parser.add_argument(
         "--source-commit",
         choices=("on", "off"),
         default="on",
@@ -95,7 +106,22 @@ def _make_source(env: dict[str, str], seed: int, commit: str) -> dict[str, Any]:
         conn.execute((ROOT / "infra" / "postgres" / "cdc.sql").read_text())
     workload = Workload(dsn, seed)
     workload.seed(merchants=20, orders_per_merchant=50)
-    return {"name": name, "dsn": dsn, "admin": admin, "workload": workload, "commit": commit}
+    # The probe's merchant: not in the workload's list, so the load never touches it.
+    probe = uuid.uuid4()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO merchants (id, name, email, country, status) "
+            "VALUES (%s, 'probe', 'probe@x.test', 'US', 'active')",
+            (probe,),
+        )
+    return {
+        "name": name,
+        "dsn": dsn,
+        "admin": admin,
+        "workload": workload,
+        "commit": commit,
+        "probe": probe,
+    }
 
 
 def _register(env: dict[str, str], source: dict[str, Any]) -> None:
@@ -142,8 +168,7 @@ class Recorder:
 
     The sink stamps each event when its batch is visible to readers (rows and
     rollups written, change notice out) against the event's source commit time
-    (`source.ts_ms`, same host clock), so no probe query competes with the sink
-    for the embedded engine, which runs one statement at a time.
+    (`source.ts_ms`, same host clock): the stamped figures need no store query.
     """
 
     def __init__(self, histogram: Any) -> None:
@@ -176,6 +201,8 @@ class StatementTimer:
 
     def _timed(self, kind: str, call: Any) -> Any:
         def timed(sql_or_table: str, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name != "cdc-sink":
+                return call(sql_or_table, *args, **kwargs)  # the probe's tool calls
             started = time.perf_counter()
             try:
                 return call(sql_or_table, *args, **kwargs)
@@ -188,6 +215,119 @@ class StatementTimer:
 
     def clear(self) -> None:
         self.samples.clear()
+
+
+PROBE_TOOL = "get_sales"
+
+
+class Probe:
+    """Source commit → visible in a tool's answer, for a merchant the load never touches.
+
+    A thread commits one paid order of 1.00 for the probe merchant every
+    `every_s` seconds and notes the time its commit returned. Another asks
+    `get_sales` for the probe merchant's current UTC day through the MCP server
+    (an in-memory MCP client, no cache), which reads the day from the
+    `merchant_daily` rollup: at each change notice naming that merchant, and
+    once a second while a probe order is unseen. An order counts as visible
+    when the first answer that includes it returns (the answer's order count
+    reaches its number), so the figure includes the wait for the store behind
+    the sink and the tool call itself. About two calls a second, each a few
+    store queries: a small share of the store's time beside the sink's.
+    """
+
+    def __init__(self, dsn: str, merchant: uuid.UUID, every_s: float = 0.5) -> None:
+        self.dsn, self.merchant, self.every_s = dsn, merchant, every_s
+        self.committed: list[float] = []
+        self.latencies: list[float] = []
+        self.calls = 0
+        self.errors: list[str] = []
+        self._seen = 0
+        self._stop = threading.Event()
+        self._notified = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, store: Any, bus: Any) -> None:
+        bus.subscribe(self._on_notice)
+        self._threads = [
+            threading.Thread(target=self._write, name="probe-writer", daemon=True),
+            threading.Thread(target=self._watch, args=(store, bus), name="probe", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop writing, and wait (at most 30 s) until every probe order was seen."""
+        self._stop.set()
+        self._threads[0].join()
+        deadline = time.monotonic() + 30
+        while self._seen < len(self.committed) and time.monotonic() < deadline:
+            self._notified.set()
+            threading.Event().wait(0.1)
+        self._threads[1].join(timeout=5)
+
+    def _on_notice(self, notice: Any) -> None:
+        if self.merchant in notice.merchant_ids:
+            self._notified.set()
+
+    def _write(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self._stop.wait(self.every_s):
+                n = len(self.committed) + 1
+                conn.execute(
+                    "INSERT INTO orders (id, merchant_id, order_number, customer_email, status, "
+                    "amount_total, platform_fee, created_at, updated_at) "
+                    "VALUES (%s, %s, %s, 'probe@x.test', 'paid', 1.00, 0.03, now(), now())",
+                    (uuid.uuid4(), self.merchant, f"PROBE-{n}"),
+                )
+                self.committed.append(time.time())
+
+    def _watch(self, store: Any, bus: Any) -> None:
+        import anyio
+
+        try:
+            anyio.run(self._ask_until_stopped, store, bus)
+        except Exception as exc:
+            self.errors.append(repr(exc))
+
+    async def _ask_until_stopped(self, store: Any, bus: Any) -> None:
+        import anyio
+        from mcp import Client
+
+        from optima_bi_mcp.identity.principal import Principal
+        from optima_bi_mcp.mcp.server import build_server, fixed_principal
+        from optima_bi_mcp.settings import Settings
+
+        principal = Principal(role="merchant", merchant_id=self.merchant, subject="probe")
+        server = build_server(
+            Settings(), store, principal_resolver=fixed_principal(principal), bus=bus
+        )
+        async with Client(server) as client:
+            while not (self._stop.is_set() and self._seen >= len(self.committed)):
+                await anyio.to_thread.run_sync(self._notified.wait, 1.0)
+                self._notified.clear()
+                if self._seen >= len(self.committed):
+                    continue
+                today = datetime.now(UTC).date().isoformat()
+                result = await client.call_tool(PROBE_TOOL, {"start": today, "end": today})
+                answered = time.time()
+                self.calls += 1
+                if result.is_error or not result.structured_content:
+                    self.errors.append(str(result.content)[:200])
+                    continue
+                visible = min(int(result.structured_content["orders"]), len(self.committed))
+                self.latencies += [answered - t for t in self.committed[self._seen : visible]]
+                self._seen = max(self._seen, visible)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "tool": PROBE_TOOL,
+            "orders": len(self.committed),
+            "seen": self._seen,
+            "calls": self.calls,
+            "errors": self.errors[:3],
+        } | _percentiles(self.latencies)
 
 
 def _statement_name(sql: str) -> str:
@@ -223,9 +363,13 @@ def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) 
         recorder.clear()
     statements.clear()
 
+    probe = Probe(source["dsn"], source["probe"], 1 / args.probe_rate)
+    probe.start(store, sink.bus)
     load_before = os.getloadavg()
     steady = _steady(source, args.rate, args.seconds, args.writers)
     steady["load_average_1m"] = [round(load_before[0], 1), round(os.getloadavg()[0], 1)]
+    probe.stop()
+    steady["probe"] = probe.report()
     _wait_caught_up(sink, source["dsn"])
     # The mark's own events (one per table, applied last) are not part of the steady load.
     steady_samples = recorders["end_to_end"].samples[: -len(TABLES)]
@@ -574,6 +718,13 @@ def _write(report: dict[str, Any]) -> None:
         f"{steady['load_average_1m']} before/after, 2 cores; source synchronous_commit "
         f"{steady['source_commit']}). Generator start lateness "
         f"against the schedule: {steady['start_lateness_ms']}.",
+        "",
+        f"Probe: source commit → visible in a `{steady['probe']['tool']}` answer through the "
+        f"MCP server, {steady['probe'].get('measured', 0)} of {steady['probe']['orders']} "
+        f"probe orders: p50 {steady['probe'].get('p50_ms')} ms, "
+        f"p95 {steady['probe'].get('p95_ms')} ms, p99 {steady['probe'].get('p99_ms')} ms, "
+        f"max {steady['probe'].get('max_ms')} ms ({steady['probe']['calls']} tool calls; "
+        f"errors {steady['probe']['errors']}).",
         "",
         f"Bulk: {bulk['events']} events in {bulk['seconds']} s = "
         f"{bulk['events_per_second']} events/s (fresh consumer group, from offset 0); "

@@ -45,6 +45,9 @@ class AppliedBatch:
     # The UTC day of each order the batch changed, by (merchant_id, order_id): the
     # day of an item of such an order needs no look-up in the store.
     order_days: dict[tuple[UUID, UUID], date] = field(default_factory=dict)
+    # (merchant_id, customer_email) of every image of a changed order; None once an
+    # order update came without its old row (its old customer is then unknown).
+    customers: set[tuple[UUID, str]] | None = field(default_factory=set)
     max_ts_ms: int | None = None
     # Highest LSN applied per table.
     lsn: dict[str, int] = field(default_factory=dict)
@@ -75,7 +78,14 @@ def apply_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
 
 def refresh_rollups(store: Store, applied: AppliedBatch) -> None:
     """Recompute the rollup rows of the keys a written batch touched."""
-    rollups.refresh_rollups(store, applied.rollup_keys, applied.item_orders, applied.order_days)
+    rollups.refresh_rollups(
+        store,
+        applied.rollup_keys,
+        applied.item_orders,
+        applied.order_days,
+        changed_orders=[order_id for _, order_id in applied.order_days],
+        customers=applied.customers,
+    )
 
 
 def write_events(store: Store, events: Sequence[ChangeEvent]) -> AppliedBatch:
@@ -113,6 +123,8 @@ def _note(applied: AppliedBatch, event: ChangeEvent) -> None:
     applied.max_ts_ms = max(applied.max_ts_ms or 0, event.ts_ms)
     merchant_column = event.table.merchant_column or "id"
     applied.touched.add(name, merchant_column, event.op, event.before, event.after)
+    if name == "orders" and event.op == "u" and "customer_email" not in (event.before or {}):
+        applied.customers = None
     for image in (event.before, event.after):
         if image is None:
             continue
@@ -123,6 +135,8 @@ def _note(applied: AppliedBatch, event: ChangeEvent) -> None:
             day = image["created_at"].date()
             applied.rollup_keys.add((merchant, day))
             applied.order_days[(merchant, event.id)] = day
+            if applied.customers is not None and "customer_email" in image:
+                applied.customers.add((merchant, image["customer_email"]))
         if name == "order_items" and merchant is not None and image.get("order_id") is not None:
             applied.item_orders.add((merchant, image["order_id"]))
 

@@ -138,18 +138,10 @@ _STORED_CUSTOMERS = f"""
                                          DateTime64(6, 'UTC'), DateTime64(6, 'UTC')))) AS customers
     FROM merchant_day_customers FINAL
     WHERE {_DAY_KEYS}"""
-# Facts of the customers whose figures on a key's day differ between the latest
-# state and the stored list, or who are in only one of the two (such a figure
-# tuple appears once, an unchanged one twice), over all their counted orders; a
-# customer left without any is written deleted (its other columns take any
-# value). The orders are found without FINAL (any version), and their
-# (merchant_id, created_at) sorting-key prefixes restrict the FINAL read to the
-# granules holding them: every version of an order shares its sorting key, so
-# the latest one is among those read, and the customer filter applies after FINAL.
-_WRITE_FACTS = f"""
-INSERT INTO customer_facts (merchant_id, customer_key, email, first_order_at, last_order_at,
-                            orders_count, ltv, _version, _is_deleted)
-WITH moved AS MATERIALIZED (
+# The customers whose figures on a key's day differ between the latest state and
+# the stored list, or who are in only one of the two (such a figure tuple
+# appears once, an unchanged one twice).
+_MOVED_ON_KEYS = f"""
     SELECT DISTINCT merchant_id, key AS customer_key
     FROM (
         {_DAY_CUSTOMER_FIGURES}
@@ -158,11 +150,25 @@ WITH moved AS MATERIALIZED (
         FROM ({_STORED_CUSTOMERS}) ARRAY JOIN customers AS c
     )
     GROUP BY merchant_id, day, key, n, ltv, first_at, last_at
-    HAVING count() = 1
-)
+    HAVING count() = 1"""
+# The customers of the given (merchant_id, customer_email) pairs.
+_MOVED_BY_EMAIL = """
+    SELECT DISTINCT c.1 AS merchant_id,
+           reinterpretAsUInt128(sipHash128(lowerUTF8(trimBoth(c.2)))) AS customer_key
+    FROM (SELECT arrayJoin({customers:Array(Tuple(UUID, String))}) AS c)"""
+# Facts of the `moved` customers over all their counted orders; a customer left
+# without any is written deleted (its other columns take any value). The orders
+# are found without FINAL (any version), and their (merchant_id, created_at)
+# sorting-key prefixes restrict the FINAL read to the granules holding them:
+# every version of an order shares its sorting key, so the latest one is among
+# those read, and the customer filter applies after FINAL.
+_WRITE_FACTS = f"""
+INSERT INTO customer_facts (merchant_id, customer_key, email, first_order_at, last_order_at,
+                            orders_count, ltv, _version, _is_deleted)
+WITH moved AS MATERIALIZED ({{moved}})
 SELECT merchant_id, customer_key, lowerUTF8(trimBoth(anyIf(customer_email, counted))),
        minIf(created_at, counted), maxIf(created_at, counted), countIf(counted),
-       sumIf(amount_total, counted), {{version:UInt64}}, countIf(counted) = 0
+       sumIf(amount_total, counted), {{{{version:UInt64}}}}, countIf(counted) = 0
 FROM (
     SELECT merchant_id, customer_key, customer_email, created_at, amount_total, 1 AS counted
     FROM orders FINAL
@@ -170,7 +176,7 @@ FROM (
       AND (merchant_id, customer_key) IN (SELECT merchant_id, customer_key FROM moved)
       AND (merchant_id, created_at) IN (
           SELECT merchant_id, created_at FROM orders
-          WHERE merchant_id IN {{merchants:Array(UUID)}}
+          WHERE merchant_id IN {{{{merchants:Array(UUID)}}}}
             AND (merchant_id, customer_key) IN (SELECT merchant_id, customer_key FROM moved)
       )
     UNION ALL
@@ -180,60 +186,54 @@ FROM (
 GROUP BY merchant_id, customer_key
 SETTINGS enable_materialized_cte = 1
 """
-# The customer lists of the keys, where they differ from the stored ones.
-_WRITE_DAY_CUSTOMERS = f"""
-INSERT INTO merchant_day_customers (merchant_id, day, customers, _version)
-SELECT merchant_id, day, customers, {{version:UInt64}}
-FROM (
-    SELECT merchant_id, day, c.customers AS customers, s.customers AS stored
+_WRITE_FACTS_ON_KEYS = _WRITE_FACTS.format(moved=_MOVED_ON_KEYS)
+_WRITE_FACTS_BY_EMAIL = _WRITE_FACTS.format(moved=_MOVED_BY_EMAIL)
+# The customer lists of the keys: all of them, or (`_CHANGED_DAY_CUSTOMERS`)
+# those that differ from the stored ones.
+_NEW_DAY_CUSTOMERS = f"""
+    SELECT merchant_id, day, c.customers AS customers
     FROM {_KEY_ROWS} AS k
     LEFT JOIN (
         SELECT merchant_id, day, groupArray((key, n, ltv, first_at, last_at)) AS customers
         FROM ({_DAY_CUSTOMER_FIGURES})
         GROUP BY merchant_id, day
-    ) AS c USING (merchant_id, day)
-    LEFT JOIN ({_STORED_CUSTOMERS}) AS s USING (merchant_id, day)
-)
-WHERE arraySort(customers) != arraySort(stored)
+    ) AS c USING (merchant_id, day)"""
+_WRITE_DAY_CUSTOMERS = f"""
+INSERT INTO merchant_day_customers (merchant_id, day, customers, _version)
+SELECT merchant_id, day, customers, {{version:UInt64}}
+FROM ({_NEW_DAY_CUSTOMERS})
+SETTINGS join_use_nulls = 0
+"""
+_WRITE_CHANGED_DAY_CUSTOMERS = f"""
+INSERT INTO merchant_day_customers (merchant_id, day, customers, _version)
+SELECT merchant_id, day, n.customers, {{version:UInt64}}
+FROM ({_NEW_DAY_CUSTOMERS}) AS n
+LEFT JOIN ({_STORED_CUSTOMERS}) AS s USING (merchant_id, day)
+WHERE arraySort(n.customers) != arraySort(s.customers)
 SETTINGS join_use_nulls = 0
 """
 
-# A key's new item list: its stored items but those of the orders to drop, and
-# the items of the orders to read again. Dropped: listed and no longer counted,
-# or among `changed` (their items changed in the batch); read again: counted
-# and not listed (newly counted), or among `changed`. Items are read by the
-# (merchant_id, order_id) prefix of the sorting key, and count with their own
-# merchant's order only. A list is written only if the dropped and the added
-# items differ (as multisets), which is when it differs from the stored one.
+# A key's new item list: its stored items but those of the `changed` orders,
+# and the items of those orders that count, read by the (merchant_id, order_id)
+# prefix of the sorting key (items count with their own merchant's order only).
+# Only an order that changed, or whose items changed, can enter or leave a list
+# or change its items there. With `all` set (the caller does not know which
+# orders changed) every order of the keys' days counts as changed: the lists
+# are rebuilt. A list is written only if the items it drops and the items it
+# adds differ (as multisets), that is if it differs from the stored one.
+_CHANGED_ORDER = "({all:UInt8} OR has({changed:Array(UUID)}, t.5))"
 _WRITE_DAY_ITEMS = f"""
 INSERT INTO merchant_day_items (merchant_id, day, items, _version)
-WITH
-    counted AS MATERIALIZED (
-        SELECT merchant_id, toDate(created_at) AS day, id, created_at
-        FROM orders FINAL
-        WHERE {_COUNTED_OF_KEYS}
-    ),
-    stored AS MATERIALIZED (
-        SELECT merchant_id, day, items FROM merchant_day_items FINAL WHERE {_DAY_KEYS}
-    ),
-    listed AS MATERIALIZED (
-        SELECT DISTINCT merchant_id, day, t.5 AS id FROM stored ARRAY JOIN items AS t
-    ),
-    reread AS MATERIALIZED (
-        SELECT merchant_id, id, created_at FROM counted
-        WHERE has({{changed:Array(UUID)}}, id)
-           OR (merchant_id, id) NOT IN (SELECT merchant_id, id FROM listed)
-    )
-SELECT merchant_id, day, arrayConcat(arrayFilter(t -> NOT has(d.ids, t.5), s.items), a.items),
+WITH reread AS MATERIALIZED (
+    SELECT merchant_id, id, created_at FROM orders FINAL
+    WHERE {_COUNTED_OF_KEYS} AND ({{all:UInt8}} OR id IN {{changed:Array(UUID)}})
+)
+SELECT merchant_id, day, arrayConcat(arrayFilter(t -> NOT {_CHANGED_ORDER}, s.items), a.items),
        {{version:UInt64}}
 FROM {_KEY_ROWS} AS k
-LEFT JOIN stored AS s USING (merchant_id, day)
 LEFT JOIN (
-    SELECT merchant_id, day, groupArray(id) AS ids FROM listed
-    WHERE has({{changed:Array(UUID)}}, id)
-       OR (merchant_id, id) NOT IN (SELECT merchant_id, id FROM counted)
-    GROUP BY merchant_id, day
-) AS d USING (merchant_id, day)
+    SELECT merchant_id, day, items FROM merchant_day_items FINAL WHERE {_DAY_KEYS}
+) AS s USING (merchant_id, day)
 LEFT JOIN (
     SELECT i.merchant_id AS merchant_id, toDate(r.created_at) AS day,
            groupArray((r.created_at, i.product_id, toInt64(i.quantity), i.amount,
@@ -244,7 +244,7 @@ LEFT JOIN (
       AND i.order_id IN (SELECT id FROM reread)
     GROUP BY merchant_id, day
 ) AS a USING (merchant_id, day)
-WHERE arraySort(arrayFilter(t -> has(d.ids, t.5), s.items)) != arraySort(a.items)
+WHERE arraySort(arrayFilter(t -> {_CHANGED_ORDER}, s.items)) != arraySort(a.items)
 SETTINGS join_use_nulls = 0, enable_materialized_cte = 1
 """
 # The product rows of the keys' stored lists that differ from `product_daily`; a
@@ -329,6 +329,8 @@ def refresh_rollups(
     keys: Iterable[tuple[UUID, date]],
     item_orders: Iterable[tuple[UUID, UUID]] = (),
     order_days: Mapping[tuple[UUID, UUID], date] | None = None,
+    changed_orders: Iterable[UUID] | None = None,
+    customers: Iterable[tuple[UUID, str]] | None = None,
 ) -> int:
     """Recompute every order rollup for a batch's touched keys; returns the keys refreshed.
 
@@ -337,7 +339,14 @@ def refresh_rollups(
     (merchant_id, order_id) of every changed order item. The days of those
     items' orders join the keys (`order_days` holds those the caller already
     knows, such as the orders of the same batch, so only the others are looked
-    up). For all of them the rows of `merchant_daily`, `merchant_day_orders`,
+    up). `changed_orders`, when the caller knows them, are the ids of every
+    order changed in the batch (orders of changed items excepted): only the
+    items of those orders and of `item_orders` are read again; without it
+    the keys' item lists are rebuilt. `customers`, likewise, are the
+    (merchant_id, customer_email) of every image of those orders, old and new:
+    only their facts are recomputed; without it, the facts of the customers
+    whose figures on the keys' days moved. For all of them the rows of
+    `merchant_daily`, `merchant_day_orders`,
     `merchant_day_customers`, `merchant_day_items` and `product_daily` are
     recomputed, then the `merchant_monthly` rows of the months holding those
     days, and the `customer_facts` of every customer whose figures on one of
@@ -355,8 +364,11 @@ def refresh_rollups(
     store.command(_WRITE_DAY_ORDERS, bounds)
     store.command(_WRITE_DAILY, bounds)
     _refresh_merchant_monthly(store, wanted, version)
-    _refresh_customers(store, bounds)
-    _refresh_product_days(store, bounds, {o for _, o in pairs})
+    _refresh_customers(store, bounds, customers)
+    changed = None if changed_orders is None else {UUID(str(o)) for o in changed_orders}
+    _refresh_product_days(
+        store, bounds, None if changed is None else changed | {o for _, o in pairs}
+    )
     return len(wanted)
 
 
@@ -409,31 +421,41 @@ def _refresh_merchant_monthly(store: Store, wanted: set[tuple[UUID, date]], vers
     )
 
 
-def _refresh_customers(store: Store, bounds: dict[str, Any]) -> None:
-    """Rewrite the facts of the customers whose figures moved, then the keys' customer lists.
+def _refresh_customers(
+    store: Store, bounds: dict[str, Any], customers: Iterable[tuple[UUID, str]] | None
+) -> None:
+    """Rewrite the facts of the customers who may have moved, then the keys' customer lists.
 
-    A customer's facts depend only on its figures per day, so the customers
-    whose figures on a refreshed day differ from the stored list (or who appear
-    in only one of the two) are exactly those whose facts may have changed. The
-    facts go first: a batch retried after a failure between the two writes
-    still finds the old lists and recomputes the same customers.
+    A customer's facts depend on its counted orders only, so they can move only
+    for the customers of changed orders (`customers`, from the change events).
+    Without them, the customers whose figures on a refreshed day differ from
+    the stored list (or who appear in only one of the two) are exactly those
+    whose facts may have changed; the facts then go first, so a batch retried
+    after a failure between the two writes still finds the old lists and
+    recomputes the same customers, and only the lists that changed are written.
     """
-    store.command(_WRITE_FACTS, bounds)
+    if customers is None:
+        store.command(_WRITE_FACTS_ON_KEYS, bounds)
+        store.command(_WRITE_CHANGED_DAY_CUSTOMERS, bounds)
+        return
+    pairs = sorted({(str(m), email) for m, email in customers})
+    if pairs:
+        store.command(_WRITE_FACTS_BY_EMAIL, bounds | {"customers": pairs})
     store.command(_WRITE_DAY_CUSTOMERS, bounds)
 
 
-def _refresh_product_days(store: Store, bounds: dict[str, Any], item_orders: set[UUID]) -> None:
+def _refresh_product_days(store: Store, bounds: dict[str, Any], changed: set[UUID] | None) -> None:
     """Rewrite the item lists of the keys that changed, then their product rows.
 
-    A day's new list keeps the stored items of orders still counted and not in
-    `item_orders`, and reads the items of the others (orders newly counted, or
-    whose items changed) by their sorting-key prefix, so a refresh reads the
-    items of the changed orders only. The product rows are then made equal to
-    the sums over every key's stored list, writing only those that differ: a
-    batch retried after a failure between the two writes finds its lists
-    written and completes the product rows from them.
+    A day's new list keeps the stored items of the orders not `changed` (all of
+    them when None), and reads the items of the changed ones that count, so a
+    refresh reads the items of the changed orders only. The product rows are
+    then made equal to the sums over every key's stored list, writing only
+    those that differ: a batch retried after a failure between the two writes
+    finds its lists written and completes the product rows from them.
     """
-    store.command(_WRITE_DAY_ITEMS, bounds | {"changed": sorted(map(str, item_orders))})
+    orders = {"all": int(changed is None), "changed": sorted(map(str, changed or ()))}
+    store.command(_WRITE_DAY_ITEMS, bounds | orders)
     store.command(_WRITE_PRODUCT_DAYS, bounds)
 
 
