@@ -26,6 +26,8 @@ class Settings(BaseSettings):
       Default: an embedded store in the user's data directory.
     - `OPTIMA_BI_DATABASE`: ClickHouse database holding the tables (`optima`).
     - `OPTIMA_BI_QUERY_TIMEOUT_S`: per-query time limit in seconds (30).
+    - `OPTIMA_BI_STORE_CONNECTIONS`: embedded engine connections that answer at the
+      same time (0: one per core).
     - `OPTIMA_BI_REDIS_URL`: Redis for the shared L2 cache; unset means L1 only.
     - `OPTIMA_BI_L1_TTL_S` (60), `OPTIMA_BI_L1_MAX_ENTRIES` (10000),
       `OPTIMA_BI_L2_TTL_S` (300), `OPTIMA_BI_INVALIDATION_INTERVAL_MS` (500).
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     store: str = Field(default_factory=default_store_dsn)
     database: str = "optima"
     query_timeout_s: float = 30.0
+    store_connections: int = Field(default=0, ge=0)
 
     redis_url: str | None = None
     l1_ttl_s: float = 60.0

@@ -85,7 +85,10 @@ def principal_resolver(
 
 def open_settings_store(settings: Settings) -> Store:
     return open_store(
-        settings.store, database=settings.database, query_timeout_s=settings.query_timeout_s
+        settings.store,
+        database=settings.database,
+        query_timeout_s=settings.query_timeout_s,
+        connections=settings.store_connections or None,
     )
 
 
