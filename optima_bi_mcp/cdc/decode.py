@@ -102,8 +102,10 @@ def decode_event(topic: str, prefix: str, value: bytes) -> ChangeEvent:
     if not _is_int(lsn) or not _is_int(ts_ms):
         raise ChangeEventError("source.lsn and source.ts_ms must be integers")
 
-    after = _row(table, payload.get("after"), fields.get("after"), partial=False)
-    before = _row(table, payload.get("before"), fields.get("before"), partial=True)
+    raw_after, schemas = payload.get("after"), fields.get("after")
+    after = _row(table, raw_after, schemas, partial=False)
+    like = (raw_after, after) if fields.get("before") == schemas else (None, None)
+    before = _row(table, payload.get("before"), fields.get("before"), partial=True, like=like)
     image = before if op == "d" else after
     if image is None or "id" not in image:
         side = "before" if op == "d" else "after"
@@ -168,8 +170,20 @@ def _schema_fields(schema: Any) -> dict[str, Any]:
 
 
 def _row(
-    table: SourceTable, data: Any, schemas: dict[str, Any] | None, *, partial: bool
+    table: SourceTable,
+    data: Any,
+    schemas: dict[str, Any] | None,
+    *,
+    partial: bool,
+    like: tuple[Any, dict[str, Any] | None] = (None, None),
 ) -> dict[str, Any] | None:
+    """A row image decoded by column.
+
+    `like` is the other image of the event, raw and decoded: an update's old
+    row mostly repeats the new one, and a value whose encoding is the same
+    (under the same column schema) decodes to the same value, so it is not
+    decoded twice.
+    """
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -178,11 +192,22 @@ def _row(
     if missing and not partial:
         raise ChangeEventError(f"{table.name} row lacks columns {missing}")
     schemas = schemas or {}
-    return {
-        column: decode_column(column, data[column], schemas.get(column))
-        for column in table.columns
-        if column in data
-    }
+    raw, decoded = like
+    if not isinstance(raw, dict) or decoded is None:
+        raw, decoded = {}, {}
+    row = {}
+    for column in table.columns:
+        if column not in data:
+            continue
+        value = data[column]
+        if column in decoded and raw.get(column, _ABSENT) == value:
+            row[column] = decoded[column]
+        else:
+            row[column] = decode_column(column, value, schemas.get(column))
+    return row
+
+
+_ABSENT = object()
 
 
 def decode_column(column: str, value: Any, schema: dict[str, Any] | None = None) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -132,3 +132,15 @@ def test_malformed_events_are_refused_with_a_reason(value: bytes) -> None:
     with pytest.raises(ChangeEventError) as caught:
         decode_event("p.public.merchants", "p", value)
     assert caught.value.message
+
+
+def test_an_update_decodes_both_images_each_with_its_own_values() -> None:
+    """The old row shares the new row's decoded values where their encodings agree only."""
+    renamed = MERCHANT | {"name": "n", "updated_at": "2026-02-01T00:00:00Z"}
+    event = decode_event("p.public.merchants", "p", envelope("u", MERCHANT, renamed))
+    assert event.before is not None and event.after is not None
+    assert (event.before["name"], event.after["name"]) == ("m", "n")
+    assert event.after["updated_at"] - event.before["updated_at"] == timedelta(days=31)
+    assert (
+        event.before["created_at"] == event.after["created_at"] == datetime(2026, 1, 1, tzinfo=UTC)
+    )
