@@ -373,12 +373,16 @@ def refresh_rollups(
 
 
 def _bounds(keys: Iterable[tuple[UUID, date]]) -> dict[str, Any]:
-    """The parameters naming a set of (merchant_id, day) keys, sorted for stable statements."""
+    """The parameters naming a set of (merchant_id, day) keys, sorted for stable statements.
+
+    Ids stay UUID objects: the driver quotes those as they are, while it escapes a
+    string character by character (thousands of ids in a bulk load's batch).
+    """
     ordered = sorted(keys, key=lambda k: (str(k[0]), k[1]))
     days = [d for _, d in ordered]
     return {
         "keys": ordered,
-        "merchants": sorted({str(m) for m, _ in ordered}),
+        "merchants": sorted({m for m, _ in ordered}, key=str),
         "first": min(days),
         "last": max(days),
         "lo": f"{min(days).isoformat()} 00:00:00",
@@ -413,7 +417,7 @@ def _refresh_merchant_monthly(store: Store, wanted: set[tuple[UUID, date]], vers
         _WRITE_MONTHLY,
         {
             "months": months,
-            "merchants": sorted({str(m) for m, _ in months}),
+            "merchants": sorted({m for m, _ in months}, key=str),
             "month_lo": min(month for _, month in months),
             "month_hi": date(last.year + last.month // 12, last.month % 12 + 1, 1),
             "version": version,
@@ -438,7 +442,7 @@ def _refresh_customers(
         store.command(_WRITE_FACTS_ON_KEYS, bounds)
         store.command(_WRITE_CHANGED_DAY_CUSTOMERS, bounds)
         return
-    pairs = sorted({(str(m), email) for m, email in customers})
+    pairs = sorted({(UUID(str(m)), email) for m, email in customers}, key=str)
     if pairs:
         store.command(_WRITE_FACTS_BY_EMAIL, bounds | {"customers": pairs})
     store.command(_WRITE_DAY_CUSTOMERS, bounds)
@@ -454,7 +458,7 @@ def _refresh_product_days(store: Store, bounds: dict[str, Any], changed: set[UUI
     those that differ: a batch retried after a failure between the two writes
     finds its lists written and completes the product rows from them.
     """
-    orders = {"all": int(changed is None), "changed": sorted(map(str, changed or ()))}
+    orders = {"all": int(changed is None), "changed": sorted(changed or (), key=str)}
     store.command(_WRITE_DAY_ITEMS, bounds | orders)
     store.command(_WRITE_PRODUCT_DAYS, bounds)
 
