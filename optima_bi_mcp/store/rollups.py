@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
@@ -361,14 +362,18 @@ def refresh_rollups(
         return 0
     version = next_version()
     bounds = _bounds(wanted) | {"version": version}
-    store.command(_WRITE_DAY_ORDERS, bounds)
-    store.command(_WRITE_DAILY, bounds)
-    _refresh_merchant_monthly(store, wanted, version)
-    _refresh_customers(store, bounds, customers)
     changed = None if changed_orders is None else {UUID(str(o)) for o in changed_orders}
-    _refresh_product_days(
-        store, bounds, None if changed is None else changed | {o for _, o in pairs}
-    )
+    reread = None if changed is None else changed | {o for _, o in pairs}
+    # The item rollups read only the latest-state tables, never the order rollups, so
+    # they are refreshed beside them, on a connection of their own (an embedded store
+    # runs statements of different connections at once). Both are done on return.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollups") as beside:
+        items = beside.submit(_refresh_product_days, store, bounds, reread)
+        store.command(_WRITE_DAY_ORDERS, bounds)
+        store.command(_WRITE_DAILY, bounds)
+        _refresh_merchant_monthly(store, wanted, version)
+        _refresh_customers(store, bounds, customers)
+        items.result()
     return len(wanted)
 
 
