@@ -3,6 +3,9 @@
 set -euo pipefail
 
 INFRA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# runuser, initdb's helpers and apt's tools live in the sbin folders, which a
+# minimal environment (a CI runner, cron) may leave out of PATH.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;; esac
 PROJECT_ROOT="$(dirname "$INFRA_ROOT")"
 # Data, logs and pid files of every local service, ignored by git.
 STATE_DIR="${OPTIMA_BI_INFRA_DIR:-$PROJECT_ROOT/.infra}"
