@@ -98,10 +98,6 @@ class ConnectionPool:
         self._waiters: deque[_Turn] = deque()
         self._held = threading.local()
 
-    @property
-    def size(self) -> int:
-        return self._size
-
     @contextlib.contextmanager
     def client(self) -> Iterator[Any]:
         """A client for this thread's statements, for as long as the block runs."""
