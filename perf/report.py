@@ -432,8 +432,8 @@ def limit_lines(
         t = max(merchant, key=_median)
         lines.append(
             f"- Merchant median: `{t.tool}` {_split(t.uncached, t.server, t.store)}; the store"
-            " part is the engine reading the tool's rollups with `FINAL` (one statement at a"
-            " time), the rest Python around it."
+            " part is the engine analysing, planning and running the tool's statements (its"
+            " profile below shows each phase), the rest Python around it."
         )
     if "merchant tools uncached p99 ≤ 100 ms" in missed:
         case = max((c for c in cases if c["kind"] == "merchant"), key=_case_p99)
@@ -484,13 +484,13 @@ def limit_lines(
         lines.append(
             f"- HTTP, {HTTP_SESSIONS} sessions: {run['calls_per_s']:.0f} calls/s with"
             f" {misses:.0f} uncached calls/s; at a median of {ms(store)} ms in the store each,"
-            f" the embedded engine, which answers one query at a time, is busy about"
-            f" {min(1.0, misses * store / 1000):.0%} of the time, and the server process used"
+            f" the store takes {misses * store / 1000:.2f} s of every second (its connections"
+            " answer side by side, one per core), and the server process used"
             f" {run['server_cpu_s'] / run['seconds']:.0%} of a core"
             f" ({1000 * run['server_cpu_s'] / max(run['calls'], 1):.1f} ms of CPU per call,"
             " the engine's threads included) on a machine of"
-            f" {os.cpu_count()} cores it shares with the load generator. Calls queue for the engine"
-            " (served in arrival order), which sets the p99."
+            f" {os.cpu_count()} cores it shares with the load generator. Calls queue for a store"
+            " connection (served in arrival order), which sets the p99."
         )
     return [*lines, ""]
 
