@@ -206,14 +206,7 @@ async def test_refunding_last_months_order_refreshes_last_month(world: World) ->
     m = world.merchants[1]
     start, end = last_month()
     args = {"merchant_id": str(m), "start": start.isoformat(), "end": end.isoformat()}
-    order = world.row(
-        "orders",
-        f"merchant_id = {{m:UUID}} AND status IN {COUNTED} "
-        "AND toDate(created_at) BETWEEN {s:Date} AND {e:Date}",
-        m=m,
-        s=start,
-        e=end,
-    )
+    order = counted_order_between(world, m, start, end)
     await cached_then(world, "customer_summary", args)
     await cached_then(world, "get_sales", args)
     world.apply("orders", order, {**order, "status": "refunded"})
@@ -392,14 +385,7 @@ async def test_an_item_without_its_order_retires_last_months_products(world: Wor
     start, end = last_month()
     args = {"merchant_id": str(m), "start": start.isoformat(), "end": end.isoformat(),
             "sort_by": "quantity"}  # fmt: skip
-    order = world.row(
-        "orders",
-        f"merchant_id = {{m:UUID}} AND status IN {COUNTED} "
-        "AND toDate(created_at) BETWEEN {s:Date} AND {e:Date}",
-        m=m,
-        s=start,
-        e=end,
-    )
+    order = counted_order_between(world, m, start, end)
     before = await cached_then(world, "top_products", args)
     item = world.row("order_items", "order_id = {o:UUID}", o=order["id"])
     world.apply("order_items", None, {**item, "id": uuid.uuid4(), "quantity": 500})
@@ -439,3 +425,15 @@ async def test_changes_within_the_interval_show_at_once_on_both_instances(
         answers = [await ask(server, "get_sales", args) for server in servers]
         # Instance two may read instance one's fresh answer from L2, never an old one.
         assert [(figures(a), layer != "L1") for a, layer in answers] == [(expected, True)] * 2
+
+
+def counted_order_between(world: Any, merchant: Any, start: Any, end: Any) -> Any:
+    """A counted order of `merchant` created on a day of [start, end]."""
+    return world.row(
+        "orders",
+        f"merchant_id = {{m:UUID}} AND status IN {COUNTED} "
+        "AND toDate(created_at) BETWEEN {s:Date} AND {e:Date}",
+        m=merchant,
+        s=start,
+        e=end,
+    )
