@@ -505,27 +505,29 @@ def profile_targets(
     merchant = [c for c in timed if c["kind"] == "merchant"]
     chosen: list[tuple[str, dict[str, Any], bool]] = []
 
-    def pick(target: str, pool: list[dict[str, Any]], key: Any, cached: bool = False) -> None:
+    def pick(target: str, pool: list[dict[str, Any]], choose: Any, cached: bool = False) -> None:
         if target in missed and pool:
-            chosen.append((target, key(pool), cached))
+            chosen.append((target, choose(pool), cached))
 
-    pick("merchant tools uncached median ≤ 20 ms", merchant, lambda p: _typical_of_slowest(p))
+    pick("merchant tools uncached median ≤ 20 ms", merchant, _typical_of_slowest)
     pick("merchant tools uncached p99 ≤ 100 ms", merchant, lambda p: max(p, key=_case_p99))
     with_cached = [c for c in timed if c.get("cached_ms")]
-    pick(
-        "cached median ≤ 1 ms (every tool)",
-        with_cached,
-        lambda p: max(p, key=lambda c: percentile(c["cached_ms"], 50)),
-        cached=True,
-    )
+    pick("cached median ≤ 1 ms (every tool)", with_cached, _slowest_cached, cached=True)
     compared = [c for c in timed if pg_samples(c) and not math.isnan(case_ratio(c))]
-    least = lambda p: min(p, key=case_ratio)  # noqa: E731
     platform = [c for c in compared if c["kind"] == "platform"]
     largest = [c for c in compared if c["size"] == "large" and c["period"] == "365d"]
-    pick("platform tools ≥ 50× faster than PostgreSQL", platform, least)
-    pick("largest merchant, 365 days: ≥ 30× faster", largest, least)
-    pick("no tool slower than PostgreSQL (any size, period)", compared, least)
+    pick("platform tools ≥ 50× faster than PostgreSQL", platform, _least_ratio)
+    pick("largest merchant, 365 days: ≥ 30× faster", largest, _least_ratio)
+    pick("no tool slower than PostgreSQL (any size, period)", compared, _least_ratio)
     return chosen
+
+
+def _slowest_cached(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(cases, key=lambda c: percentile(c["cached_ms"], 50))
+
+
+def _least_ratio(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(cases, key=case_ratio)
 
 
 def _typical_of_slowest(cases: list[dict[str, Any]]) -> dict[str, Any]:

@@ -85,7 +85,8 @@ class ConnectionPool:
     A freed client goes to the oldest waiter, never to whichever thread wakes
     first: under tens of HTTP sessions, a free-for-all let some tool calls wait
     seconds behind later ones. A thread that already holds a client and asks
-    again (a store call made while it streams) gets the same one back.
+    again gets the same one back, so it never waits for itself (with one
+    connection it would wait forever).
     """
 
     def __init__(self, size: int, connect: Callable[[], Any]) -> None:
@@ -303,7 +304,8 @@ class Store:
     ) -> Iterator[bytes]:
         """Yield a query's result in a text `fmt` as chunks of bytes, so memory stays flat.
 
-        The store is busy until the iterator is exhausted or closed.
+        One of the store's connections stays taken until the iterator is exhausted or
+        closed.
         """
         try:
             with self._client() as client:
