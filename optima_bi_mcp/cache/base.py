@@ -27,6 +27,15 @@ class ToolCache(Protocol):
         compute: Compute,
     ) -> tuple[dict[str, Any], Layer]: ...
 
+    def known_versions(self, data_scopes: tuple[str, ...]) -> tuple[int, ...] | None:
+        """This process's versions of `data_scopes`, raised by every change it knows of.
+
+        A value read from the store while they were `v` may be kept under `v` and
+        reused while they stay `v`, as L1 does. None: changes are not followed here,
+        so nothing may be kept.
+        """
+        ...
+
     def stats(self) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
@@ -44,6 +53,9 @@ class NullCache:
         compute: Compute,
     ) -> tuple[dict[str, Any], Layer]:
         return await compute(), "none"
+
+    def known_versions(self, data_scopes: tuple[str, ...]) -> tuple[int, ...] | None:
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {"enabled": False}

@@ -331,6 +331,11 @@ class TieredCache(ToolCache):
         else:
             self._loop.call_soon_threadsafe(self._drain)
 
+    def known_versions(self, data_scopes: tuple[str, ...]) -> tuple[int, ...]:
+        """The local versions of `data_scopes`, as L1 keys on them (see ToolCache)."""
+        self._drain()
+        return tuple(self._local.get(s, 0) for s in data_scopes)
+
     def version(self, scope: str) -> tuple[int, int]:
         """This instance's (shared, local) version of a scope; shared -1 if unknown."""
         shared = self._shared.get(scope, -1 if self._link is not None else 0)

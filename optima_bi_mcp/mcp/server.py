@@ -12,6 +12,7 @@ device-flow sessions, and for HTTP bearer tokens through the SDK's auth hooks
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import anyio
+from cachetools import TTLCache
 from loguru import logger
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -28,7 +30,7 @@ from mcp_types import CallToolResult, TextContent
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from optima_bi_mcp import __version__
-from optima_bi_mcp.cache.base import NullCache, ToolCache
+from optima_bi_mcp.cache.base import Compute, NullCache, ToolCache
 from optima_bi_mcp.cache.scopes import data_scopes
 from optima_bi_mcp.cdc.notify import ChangeBus
 from optima_bi_mcp.errors import UnauthenticatedError
@@ -38,6 +40,7 @@ from optima_bi_mcp.mcp.render import render
 from optima_bi_mcp.mcp.tools import TOOLS, ToolSpec, sdk_tool
 from optima_bi_mcp.metrics import merchant as merchant_metrics
 from optima_bi_mcp.metrics import platform as platform_metrics
+from optima_bi_mcp.metrics.scope import MerchantRow
 from optima_bi_mcp.settings import Settings
 from optima_bi_mcp.store import Store
 
@@ -48,6 +51,9 @@ if TYPE_CHECKING:
     from optima_bi_mcp.identity.session import DeviceSession
 
 log = logger.bind(module=__name__)
+
+# At most this many merchant rows are kept by the tool runner.
+MERCHANT_ROWS = 10_000
 
 PrincipalResolver = Callable[[Context], Awaitable[Principal]]
 
@@ -218,10 +224,24 @@ def services_of(server: MCPServer) -> Services:
 
 
 class ToolRunner:
-    """Runs one tool call: principal, arguments, scope, cache, metric, answer."""
+    """Runs one tool call: principal, arguments, scope, cache, metric, answer.
+
+    Every merchant answer needs the merchant's row (its currency; NOT_FOUND when
+    there is none), one store query that cost about a fifth of a small answer.
+    The runner keeps the rows it read under the cache's versions of the
+    merchant's `merchants` scope (`ToolCache.known_versions`), so a change to
+    that row is read again by the next answer, exactly as L1 answers are retired.
+    """
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._rows: TTLCache[tuple[UUID, tuple[int, ...]], MerchantRow] = TTLCache(
+            # As long as L1 keeps answers: that bounds how old either can be when
+            # changes cannot reach this process (a sink elsewhere, Redis down).
+            maxsize=MERCHANT_ROWS,
+            ttl=services.settings.l1_ttl_s,
+        )
+        self._rows_lock = threading.Lock()  # worker threads read and fill it
 
     async def call(self, spec: ToolSpec, ctx: Context, arguments: dict[str, Any]) -> CallToolResult:
         started = time.perf_counter()
@@ -273,16 +293,36 @@ class ToolRunner:
         )
         return content, layer
 
-    def _merchant(self, spec: ToolSpec, args: Any, merchant_id: Any) -> Any:
+    def _merchant(self, spec: ToolSpec, args: Any, merchant_id: UUID) -> Compute:
         store = self.services.store
+        metric = getattr(merchant_metrics, spec.name)
 
-        def run() -> dict[str, Any]:
-            # Every merchant metric starts with merchant_info, which answers NOT_FOUND
-            # for an unknown merchant before any figure is computed.
-            metric = getattr(merchant_metrics, spec.name)
-            return _dump(metric(store, merchant_id, args, datetime.now(UTC)))
+        async def compute() -> dict[str, Any]:
+            # Every computation, a refresh of the answer included, starts here on the
+            # event loop: the row it may reuse is the one current now.
+            known = self._known_row(merchant_id)
 
-        return _in_thread(run)
+            def run() -> dict[str, Any]:
+                # Every merchant metric starts with merchant_info, which answers NOT_FOUND
+                # for an unknown merchant before any figure is computed.
+                now = datetime.now(UTC)
+                return _dump(metric(store, merchant_id, args, now, known=known))
+
+            return await anyio.to_thread.run_sync(run)
+
+        return compute
+
+    def _known_row(self, merchant_id: UUID) -> _KnownRow | None:
+        """Where a computation about to start finds and keeps the merchant's row.
+
+        The versions are read now, on the event loop, and a row read in the worker
+        thread is kept under them: a change noticed meanwhile raises them, so that
+        row, which may predate the change, is never found again.
+        """
+        versions = self.services.cache.known_versions((f"merchants:{merchant_id}",))
+        if versions is None:
+            return None
+        return _KnownRow(self._rows, self._rows_lock, (merchant_id, versions))
 
     def _platform(self, spec: ToolSpec, args: Any) -> Any:
         store = self.services.store
@@ -301,6 +341,23 @@ class ToolRunner:
             log.warning("freshness unknown: {}", type(exc).__name__)
             return None
         return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class _KnownRow:
+    """One merchant's row in the runner's rows, under the versions a computation read."""
+
+    rows: TTLCache[tuple[UUID, tuple[int, ...]], MerchantRow]
+    lock: threading.Lock
+    key: tuple[UUID, tuple[int, ...]]
+
+    def get(self) -> MerchantRow | None:
+        with self.lock:
+            return self.rows.get(self.key)
+
+    def put(self, row: MerchantRow) -> None:
+        with self.lock:
+            self.rows[self.key] = row
 
 
 def _in_thread(run: Callable[[], dict[str, Any]]) -> Callable[[], Awaitable[dict[str, Any]]]:

@@ -26,6 +26,7 @@ from optima_bi_mcp.metrics.periods import local_midnight, resolve_period, zone
 from optima_bi_mcp.metrics.scope import (
     COUNTED,
     CUSTOMER_KEY,
+    KnownRow,
     instant,
     merchant_info,
     period_out,
@@ -109,7 +110,12 @@ DAY = timedelta(days=1)
 
 
 def customer_summary(
-    store: Store, merchant_id: UUID, args: CustomerSummaryArgs, now: datetime
+    store: Store,
+    merchant_id: UUID,
+    args: CustomerSummaryArgs,
+    now: datetime,
+    *,
+    known: KnownRow | None = None,
 ) -> CustomerSummaryResult:
     """Counts of the customer segments as of T = the end of the period.
 
@@ -117,7 +123,7 @@ def customer_summary(
     `repeat`, `churned` and `vip` follow METRICS.md. vip is exactly
     ⌈10 % × C⌉ for C customers with ltv > 0 (ties only decide who, not how many).
     """
-    _, currency = merchant_info(store, merchant_id)
+    _, currency = merchant_info(store, merchant_id, known)
     period = resolve_period(
         start=args.start,
         end=args.end,
@@ -147,14 +153,19 @@ def customer_summary(
 
 
 def churned_customers(
-    store: Store, merchant_id: UUID, args: ChurnedCustomersArgs, now: datetime
+    store: Store,
+    merchant_id: UUID,
+    args: ChurnedCustomersArgs,
+    now: datetime,
+    *,
+    known: KnownRow | None = None,
 ) -> ChurnedCustomersResult:
     """Customers whose last counted order is before T − churn_days, ltv descending.
 
     T is the start of the day after `as_of` (default: today) in `timezone`.
     Ties go to the e-mail, ascending. `total` counts every page.
     """
-    _, currency = merchant_info(store, merchant_id)
+    _, currency = merchant_info(store, merchant_id, known)
     tz = zone(args.timezone)
     as_of = args.as_of or now.astimezone(tz).date()
     t = local_midnight(as_of + DAY, tz)

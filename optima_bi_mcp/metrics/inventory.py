@@ -29,7 +29,7 @@ from optima_bi_mcp.metrics.models import (
 )
 from optima_bi_mcp.metrics.numbers import ratio
 from optima_bi_mcp.metrics.pagination import decode_cursor, page
-from optima_bi_mcp.metrics.scope import instant, merchant_info
+from optima_bi_mcp.metrics.scope import KnownRow, instant, merchant_info
 from optima_bi_mcp.store.client import Store
 
 STATES: Final[tuple[InventoryState, ...]] = ("out", "low", "overstock", "healthy")
@@ -65,7 +65,12 @@ WHERE p.status = 'active'
 
 
 def inventory_status(
-    store: Store, merchant_id: UUID, args: InventoryStatusArgs, now: datetime
+    store: Store,
+    merchant_id: UUID,
+    args: InventoryStatusArgs,
+    now: datetime,
+    *,
+    known: KnownRow | None = None,
 ) -> InventoryStatusResult:
     """Every active product's stock position as of now, most urgent first.
 
@@ -74,7 +79,7 @@ def inventory_status(
     counts every active product of the merchant by status, so one call shows
     both the page asked for and the whole picture.
     """
-    merchant_info(store, merchant_id)  # NOT_FOUND for an unknown merchant
+    merchant_info(store, merchant_id, known)  # NOT_FOUND for an unknown merchant
     query = args.model_dump(mode="json", exclude={"cursor", "limit"})
     offset = decode_cursor(args.cursor, query)
     params = {"merchant": str(merchant_id), "start": instant(now - WINDOW), "end": instant(now)}

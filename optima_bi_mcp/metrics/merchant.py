@@ -2,8 +2,10 @@
 
 Every function takes the merchant it is scoped to (resolved from the principal
 by the MCP layer), validated arguments and `now` (an aware UTC instant; metric
-functions never read the clock). Sums stay exact Decimals until the result
-model rounds them (`numbers.money`, `numbers.ratio`, half to even).
+functions never read the clock), and optionally where the caller keeps the
+merchant's current row (`known`, see `scope.merchant_info`), which saves reading it.
+Sums stay exact Decimals until the result model rounds them (`numbers.money`,
+`numbers.ratio`, half to even).
 
 The customer metrics live in `customers.py` and the inventory in
 `inventory.py`; they are re-exported here so callers import one module.
@@ -37,6 +39,7 @@ from optima_bi_mcp.metrics.scope import (
     COUNTED_ORDER_IDS,
     CUSTOMER_KEY,
     EDGE_ITEMS,
+    KnownRow,
     exact,
     instant,
     merchant_info,
@@ -53,6 +56,7 @@ __all__ = [
     "customer_summary",
     "get_sales",
     "inventory_status",
+    "KnownRow",
     "merchant_info",
     "top_products",
 ]
@@ -296,7 +300,14 @@ TOTAL_ITEM_REVENUE_SQL = {
 }
 
 
-def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime) -> SalesResult:
+def get_sales(
+    store: Store,
+    merchant_id: UUID,
+    args: GetSalesArgs,
+    now: datetime,
+    *,
+    known: KnownRow | None = None,
+) -> SalesResult:
     """Revenue, orders, aov, unique customers and fees of a period, per bucket and in total.
 
     Every bucket of the period is present, zeros included; more than 400
@@ -305,7 +316,7 @@ def get_sales(store: Store, merchant_id: UUID, args: GetSalesArgs, now: datetime
     the previous figure is 0.
     """
     period = _period(args, 7, now)
-    currency, orders = merchant_orders_since(store, merchant_id, period.previous().start)
+    currency, orders = merchant_orders_since(store, merchant_id, period.previous().start, known)
     starts = bucket_starts(period, args.bucket)
 
     params = period_params(merchant_id, period)
@@ -438,14 +449,19 @@ def _growth(current: tuple[Any, ...], previous: tuple[Any, ...]) -> SalesGrowth:
 
 
 def top_products(
-    store: Store, merchant_id: UUID, args: TopProductsArgs, now: datetime
+    store: Store,
+    merchant_id: UUID,
+    args: TopProductsArgs,
+    now: datetime,
+    *,
+    known: KnownRow | None = None,
 ) -> TopProductsResult:
     """Products ranked by revenue or quantity over the counted orders of a period.
 
     Ties go to the product id's canonical text, ascending. `share_of_revenue`
     is the product's revenue over the revenue of all products in the period.
     """
-    _, currency = merchant_info(store, merchant_id)
+    _, currency = merchant_info(store, merchant_id, known)
     period = _period(args, 30, now)
     query = args.model_dump(mode="json", exclude={"cursor", "limit"})
     offset = decode_cursor(args.cursor, query)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import weakref
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from optima_bi_mcp.errors import NotFoundError
@@ -56,7 +56,7 @@ SELECT name, currency FROM merchants FINAL WHERE id = {merchant:UUID}
 
 
 _MERCHANT_ORDERS_SQL = """
-SELECT currency, (
+SELECT name, currency, (
     SELECT sum(orders) FROM merchant_monthly FINAL
     WHERE merchant_id = {merchant:UUID} AND month >= toStartOfMonth({since:Date})
 )
@@ -64,13 +64,38 @@ FROM merchants FINAL WHERE id = {merchant:UUID}
 """
 
 
-def merchant_info(store: Store, merchant_id: UUID) -> tuple[str, str]:
-    """The merchant's (name, currency); NOT_FOUND naming `merchant_id` if it does not exist."""
+class MerchantRow(NamedTuple):
+    """What a merchant answer needs of the merchant's own row."""
+
+    name: str
+    currency: str
+
+
+class KnownRow(Protocol):
+    """Where a caller keeps a merchant's row while it is current (the tool layer's,
+    retired by the next change to the row that it notices)."""
+
+    def get(self) -> MerchantRow | None: ...
+
+    def put(self, row: MerchantRow) -> None: ...
+
+
+def merchant_info(store: Store, merchant_id: UUID, known: KnownRow | None = None) -> MerchantRow:
+    """The merchant's row; NOT_FOUND naming `merchant_id` if it does not exist.
+
+    The row `known` keeps is returned as it is; otherwise it is read and kept there.
+    """
+    row = known.get() if known is not None else None
+    if row is not None:
+        return row
     rows = store.query(_MERCHANT_SQL, {"merchant": str(merchant_id)})
     if not rows:
         raise NotFoundError(f"no merchant with id {merchant_id}", argument="merchant_id")
     name, currency = rows[0]
-    return str(name), str(currency)
+    row = MerchantRow(str(name), str(currency))
+    if known is not None:
+        known.put(row)
+    return row
 
 
 # The counts of `merchant_orders_since` per store, by (merchant, first month): how
@@ -84,26 +109,31 @@ _ORDERS_HINTS: weakref.WeakKeyDictionary[Store, dict[tuple[str, date], list[int]
 )
 
 
-def merchant_orders_since(store: Store, merchant_id: UUID, since: datetime) -> tuple[str, int]:
+def merchant_orders_since(
+    store: Store, merchant_id: UUID, since: datetime, known: KnownRow | None = None
+) -> tuple[str, int]:
     """The merchant's currency and its counted orders from the month of `since` on.
 
     The count (from `merchant_monthly`, so one small read, remembered for
     ORDERS_HINT_USES calls) lets a metric pick the cheaper way to answer: a small
     merchant's orders read faster than rollups; it never changes an answer.
-    NOT_FOUND naming `merchant_id` if the merchant does not exist.
+    NOT_FOUND naming `merchant_id` if the merchant does not exist. `known` is
+    the merchant's row as in `merchant_info`.
     """
     month = since.astimezone(UTC).date().replace(day=1)
     hints = _ORDERS_HINTS.setdefault(store, {})
     key = (str(merchant_id), month)
     hint = hints.get(key)
     if hint is not None and hint[0] < ORDERS_HINT_USES:
-        _, currency = merchant_info(store, merchant_id)
+        _, currency = merchant_info(store, merchant_id, known)
         hint[0] += 1
         return currency, hint[1]
     rows = store.query(_MERCHANT_ORDERS_SQL, {"merchant": str(merchant_id), "since": month})
     if not rows:
         raise NotFoundError(f"no merchant with id {merchant_id}", argument="merchant_id")
-    currency, orders = rows[0]
+    name, currency, orders = rows[0]
+    if known is not None:
+        known.put(MerchantRow(str(name), str(currency)))
     if len(hints) > 10_000:
         hints.clear()
     hints[key] = [1, int(orders or 0)]

@@ -228,6 +228,27 @@ async def test_a_stock_change_refreshes_inventory_not_sales(world: World) -> Non
     assert (await after_change(world, "get_sales", sales))[1] == "L1"
 
 
+async def test_the_merchant_row_is_read_again_only_after_it_changes(world: World) -> None:
+    """Answers of a merchant reuse its row (one query fewer) until a change to it is noticed;
+    the next answer then shows the new currency."""
+    m = world.merchants[2]
+    merchant = world.row("merchants", "id = {m:UUID}", m=m)
+    month, quarter = ({"merchant_id": str(m), "days": days} for days in (30, 90))
+    counted = world.store.queries
+    await ask(world.cached, "top_products", month)
+    first, counted = world.store.queries - counted, world.store.queries
+    await ask(world.cached, "top_products", quarter)
+    assert world.store.queries - counted == first - 1
+    currency = "JPY" if merchant["currency"] != "JPY" else "CHF"
+    renamed = {**merchant, "currency": currency}
+    world.apply("merchants", merchant, renamed)
+    try:
+        after, layer = await after_change(world, "top_products", quarter)
+        assert (layer, after["currency"]) == ("none", currency)
+    finally:
+        world.apply("merchants", renamed, merchant)
+
+
 async def test_a_rename_refreshes_top_products(world: World) -> None:
     """A product's new name shows in top_products at once."""
     m = world.merchants[0]

@@ -133,6 +133,9 @@ async def test_cache_layer_reaches_meta(make_server):
             seen.append((scope, data_scopes))
             return await compute(), "L1"
 
+        def known_versions(self, data_scopes):
+            return None
+
         def stats(self):
             return {}
 

@@ -1,4 +1,4 @@
-"""merchant_orders_since remembers its count for a few calls, never the merchant row."""
+"""merchant_orders_since remembers its count for a few calls; the row only where told to."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class _Store:
             return []
         if "merchant_monthly" in sql:
             assert parameters["since"] == SINCE.date().replace(day=1)
-            return [(self.currency, self.orders)]
+            return [("Shop", self.currency, self.orders)]
         return [("Shop", self.currency)]
 
 
@@ -42,6 +42,25 @@ def test_count_is_read_again_after_its_uses() -> None:
         scope.merchant_orders_since(store, MERCHANT, SINCE)  # type: ignore[arg-type]
     assert store.asked.count("count") == 1
     assert scope.merchant_orders_since(store, MERCHANT, SINCE) == ("EUR", 99)  # type: ignore[arg-type]
+
+
+class _Known:
+    def __init__(self) -> None:
+        self.row: scope.MerchantRow | None = None
+
+    def get(self) -> scope.MerchantRow | None:
+        return self.row
+
+    def put(self, row: scope.MerchantRow) -> None:
+        self.row = row
+
+
+def test_a_known_row_is_kept_by_the_count_read_and_then_reused() -> None:
+    """With a place to keep the row, the count's read keeps it and later calls ask nothing."""
+    store, known = _Store(), _Known()
+    answers = [scope.merchant_orders_since(store, MERCHANT, SINCE, known) for _ in range(3)]  # type: ignore[arg-type]
+    assert answers == [("EUR", 10)] * 3
+    assert (store.asked, known.row) == (["count"], scope.MerchantRow("Shop", "EUR"))
 
 
 def test_currency_and_existence_are_never_remembered() -> None:
