@@ -21,8 +21,8 @@ Each rollup is refreshed by one `INSERT … SELECT`, so the lists of a large
 merchant's day (thousands of orders and items, rewritten whole at every batch
 that touches the day) are read, compared and written inside the engine and
 never pass through Python; a refresh is about seven statements whatever the
-batch holds. Subqueries a statement reads more than once are `MATERIALIZED`
-common table expressions (`enable_materialized_cte`), computed once.
+batch holds, each on one thread. Subqueries a statement reads more than once are
+`MATERIALIZED` common table expressions (`enable_materialized_cte`), computed once.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ log = logger.bind(module=__name__)
 
 COUNTED_STATUSES = ("paid", "shipped", "delivered", "completed")
 COUNTED_SQL = "status IN ('paid', 'shipped', 'delivered', 'completed')"
+
+# A refresh statement reads and writes the few keys of one batch: on one thread it
+# builds no parallel pipeline for them, which costs more than it saves at that size,
+# and the statements that run beside it (refresh_rollups) use the cores instead.
+_ONE_THREAD = "max_threads = 1"
 
 # Every table Optima BI reads: the latest state (0001_latest_state.sql) and the
 # rollups, all read with FINAL; compacted after bulk loads, counted by bi://status.
@@ -101,7 +106,7 @@ LEFT JOIN (
     WHERE {_COUNTED_OF_KEYS}
     GROUP BY merchant_id, day
 ) AS o USING (merchant_id, day)
-SETTINGS join_use_nulls = 0
+SETTINGS {_ONE_THREAD}, join_use_nulls = 0
 """
 # The day rows are the sums of the lists just written (zeros for an empty list).
 _WRITE_DAILY = f"""
@@ -112,18 +117,20 @@ SELECT day, merchant_id, length(orders), arraySum(o -> o.2, orders),
        if(empty(orders), NULL, arrayMax(o -> o.1, orders)), {{version:UInt64}}
 FROM merchant_day_orders FINAL
 WHERE {_DAY_KEYS}
+SETTINGS {_ONE_THREAD}
 """
 # Every month of a key has at least that key's day row, so every month gets a row.
-_WRITE_MONTHLY = """
+_WRITE_MONTHLY = f"""
 INSERT INTO merchant_monthly
     (month, merchant_id, orders, gmv, platform_fees, first_order_at, last_order_at, _version)
 SELECT toStartOfMonth(day) AS month, merchant_id, sum(orders), sum(gmv), sum(platform_fees),
-       min(first_order_at), max(last_order_at), {version:UInt64}
+       min(first_order_at), max(last_order_at), {{version:UInt64}}
 FROM merchant_daily FINAL
-WHERE merchant_id IN {merchants:Array(UUID)}
-  AND day >= {month_lo:Date} AND day < {month_hi:Date}
-  AND (merchant_id, toStartOfMonth(day)) IN {months:Array(Tuple(UUID, Date))}
+WHERE merchant_id IN {{merchants:Array(UUID)}}
+  AND day >= {{month_lo:Date}} AND day < {{month_hi:Date}}
+  AND (merchant_id, toStartOfMonth(day)) IN {{months:Array(Tuple(UUID, Date))}}
 GROUP BY month, merchant_id
+SETTINGS {_ONE_THREAD}
 """
 
 # Per merchant, day and customer: counted orders, amount, first and last order.
@@ -185,7 +192,7 @@ FROM (
     FROM moved
 )
 GROUP BY merchant_id, customer_key
-SETTINGS enable_materialized_cte = 1
+SETTINGS {_ONE_THREAD}, enable_materialized_cte = 1
 """
 _WRITE_FACTS_ON_KEYS = _WRITE_FACTS.format(moved=_MOVED_ON_KEYS)
 _WRITE_FACTS_BY_EMAIL = _WRITE_FACTS.format(moved=_MOVED_BY_EMAIL)
@@ -203,7 +210,7 @@ _WRITE_DAY_CUSTOMERS = f"""
 INSERT INTO merchant_day_customers (merchant_id, day, customers, _version)
 SELECT merchant_id, day, customers, {{version:UInt64}}
 FROM ({_NEW_DAY_CUSTOMERS})
-SETTINGS join_use_nulls = 0
+SETTINGS {_ONE_THREAD}, join_use_nulls = 0
 """
 _WRITE_CHANGED_DAY_CUSTOMERS = f"""
 INSERT INTO merchant_day_customers (merchant_id, day, customers, _version)
@@ -211,7 +218,7 @@ SELECT merchant_id, day, n.customers, {{version:UInt64}}
 FROM ({_NEW_DAY_CUSTOMERS}) AS n
 LEFT JOIN ({_STORED_CUSTOMERS}) AS s USING (merchant_id, day)
 WHERE arraySort(n.customers) != arraySort(s.customers)
-SETTINGS join_use_nulls = 0
+SETTINGS {_ONE_THREAD}, join_use_nulls = 0
 """
 
 # A key's new item list: its stored items but those of the `changed` orders,
@@ -246,7 +253,7 @@ LEFT JOIN (
     GROUP BY merchant_id, day
 ) AS a USING (merchant_id, day)
 WHERE arraySort(arrayFilter(t -> {_CHANGED_ORDER}, s.items)) != arraySort(a.items)
-SETTINGS join_use_nulls = 0, enable_materialized_cte = 1
+SETTINGS {_ONE_THREAD}, join_use_nulls = 0, enable_materialized_cte = 1
 """
 # The product rows of the keys' stored lists that differ from `product_daily`; a
 # product no longer sold that day is written deleted.
@@ -268,7 +275,7 @@ FULL OUTER JOIN (
     WHERE {_DAY_KEYS}
 ) AS o USING (merchant_id, day, product_id)
 WHERE (n.revenue, n.quantity, n.orders) != (o.revenue, o.quantity, o.orders)
-SETTINGS join_use_nulls = 0
+SETTINGS {_ONE_THREAD}, join_use_nulls = 0
 """
 
 # Rebuilds (rebuild_rollups): per merchant and day, each customer's counted
