@@ -191,6 +191,10 @@ class Recorder:
             child.clear()
 
 
+# The sink's thread, and those its rollup refresh runs chains beside it on.
+SINK_THREADS = ("cdc-sink", "rollups")
+
+
 class StatementTimer:
     """Wraps a store's `insert`, `query` and `command` to time every statement the sink runs."""
 
@@ -201,7 +205,7 @@ class StatementTimer:
 
     def _timed(self, kind: str, call: Any) -> Any:
         def timed(sql_or_table: str, *args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread().name != "cdc-sink":
+            if not threading.current_thread().name.startswith(SINK_THREADS):
                 return call(sql_or_table, *args, **kwargs)  # the probe's tool calls
             started = time.perf_counter()
             try:

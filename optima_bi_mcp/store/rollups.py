@@ -21,8 +21,10 @@ Each rollup is refreshed by one `INSERT … SELECT`, so the lists of a large
 merchant's day (thousands of orders and items, rewritten whole at every batch
 that touches the day) are read, compared and written inside the engine and
 never pass through Python; a refresh is about seven statements whatever the
-batch holds, each on one thread. Subqueries a statement reads more than once are
-`MATERIALIZED` common table expressions (`enable_materialized_cte`), computed once.
+batch holds, in three chains that run beside each other (the order, customer and
+item rollups), each statement on one thread. Subqueries a statement reads more
+than once are `MATERIALIZED` common table expressions (`enable_materialized_cte`),
+computed once.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ COUNTED_SQL = "status IN ('paid', 'shipped', 'delivered', 'completed')"
 
 # A refresh statement reads and writes the few keys of one batch: on one thread it
 # builds no parallel pipeline for them, which costs more than it saves at that size,
-# and the statements that run beside it (refresh_rollups) use the cores instead.
+# and the chains that run beside each other (refresh_rollups) use the cores instead.
 _ONE_THREAD = "max_threads = 1"
 
 # Every table Optima BI reads: the latest state (0001_latest_state.sql) and the
@@ -371,15 +373,19 @@ def refresh_rollups(
     bounds = _bounds(wanted) | {"version": version}
     changed = None if changed_orders is None else {UUID(str(o)) for o in changed_orders}
     reread = None if changed is None else changed | {o for _, o in pairs}
-    # The item rollups read only the latest-state tables, never the order rollups, so
-    # they are refreshed beside them, on a connection of their own (an embedded store
-    # runs statements of different connections at once). Both are done on return.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollups") as beside:
+    # Three chains that read only the latest-state tables and their own rollups, never
+    # each other's: the order rollups (day lists, then days, then months), the customer
+    # rollups and the item rollups. They run beside each other, each statement on a
+    # pooled connection (an embedded store runs statements of different connections at
+    # once). All are done on return, and a failure of any is raised: the caller retries
+    # the whole refresh, which recomputes the same rows.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rollups") as beside:
         items = beside.submit(_refresh_product_days, store, bounds, reread)
+        people = beside.submit(_refresh_customers, store, bounds, customers)
         store.command(_WRITE_DAY_ORDERS, bounds)
         store.command(_WRITE_DAILY, bounds)
         _refresh_merchant_monthly(store, wanted, version)
-        _refresh_customers(store, bounds, customers)
+        people.result()
         items.result()
     return len(wanted)
 

@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from optima_bi_mcp.cdc.apply import apply_events
 from optima_bi_mcp.cdc.decode import ChangeEvent
 from optima_bi_mcp.data.tables import BY_NAME
-from optima_bi_mcp.store import Store
+from optima_bi_mcp.errors import StoreError
+from optima_bi_mcp.store import Store, rollups
 
 ORDERS = BY_NAME["orders"]
 MERCHANT = uuid.uuid4()
@@ -45,6 +48,10 @@ def latest(store: Store) -> list[tuple[Any, ...]]:
 
 def rollup(store: Store) -> list[tuple[Any, ...]]:
     return store.query("SELECT orders, gmv FROM merchant_daily FINAL WHERE orders > 0")
+
+
+def facts(store: Store) -> list[tuple[Any, ...]]:
+    return store.query("SELECT orders_count, ltv FROM customer_facts FINAL")
 
 
 def test_a_replayed_batch_changes_nothing(make_store: Callable[[str], Store]) -> None:
@@ -96,3 +103,24 @@ def test_key_only_delete_is_resolved_from_the_store(make_store: Callable[[str], 
     applied = apply_events(store, [key_only])
     assert latest(store) == []
     assert (rollup(store), applied.merchant_ids) == ([], {MERCHANT})
+
+
+def test_a_failed_rollup_chain_fails_the_batch_and_a_retry_completes_it(
+    make_store: Callable[[str], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customer rollups fail beside the order rollups: the batch fails, and applied
+    again it leaves every rollup exact."""
+    store = make_store("apply")
+    batch = [event("c", order(uuid.uuid4(), "paid"), 10)]
+    refresh_customers = rollups._refresh_customers
+
+    def fail(*args: Any) -> None:
+        raise StoreError("store command failed: injected")
+
+    monkeypatch.setattr(rollups, "_refresh_customers", fail)
+    with pytest.raises(StoreError):
+        apply_events(store, batch)
+    assert facts(store) == []
+    monkeypatch.setattr(rollups, "_refresh_customers", refresh_customers)
+    apply_events(store, batch)
+    assert (rollup(store), facts(store)) == ([(1, Decimal("10.00"))], [(1, Decimal("10.00"))])
