@@ -31,6 +31,8 @@ from optima_bi_mcp.errors import InvalidArgumentError, StoreError, StoreLockedEr
 log = logger.bind(module=__name__)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Statements that may change a table's columns, after which cached column types are stale.
+_SCHEMA_CHANGE = re.compile(r"\s*(ALTER|CREATE|DROP|RENAME|EXCHANGE|ATTACH|DETACH)\b", re.I)
 OWNER_FILE = "optima-bi.owner.json"
 
 
@@ -201,6 +203,9 @@ class Store:
         self._count_lock = threading.Lock()
         self._local = threading.local()
         self._pool = ConnectionPool(connections or os.cpu_count() or 1, self._open_client)
+        # Column types per (table, columns) inserted into: without them the driver asks
+        # the engine to DESCRIBE the table before every insert.
+        self._insert_types: dict[tuple[str, tuple[str, ...]], Sequence[Any]] = {}
         self.queries = 0
         # Seconds spent in `query` (waiting for the engine included): profiles split a
         # tool call's time between the store and the Python around it.
@@ -288,6 +293,8 @@ class Store:
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run a statement that changes the store (DDL, DELETE, INSERT … SELECT)."""
+        if _SCHEMA_CHANGE.match(sql):
+            self._insert_types.clear()
         try:
             with self._client() as client:
                 return client.command(sql, parameters=parameters)
@@ -334,11 +341,20 @@ class Store:
         """Insert rows (a list of tuples in `columns` order) into a table."""
         if not rows:
             return
+        key = (table, tuple(columns))
         try:
             with self._client() as client:
-                client.insert(table, rows, column_names=list(columns))
-        except ClickHouseError as exc:
-            raise StoreError(f"insert into {table} failed: {_first_line(exc)}") from exc
+                types = self._insert_types.get(key)
+                if types is None:
+                    context = client.create_insert_context(table, list(columns))
+                    types = self._insert_types[key] = context.column_types
+                client.insert(table, rows, column_names=list(columns), column_types=types)
+        except Exception as exc:
+            # The table may have changed under us: the retry describes it again.
+            self._insert_types.pop(key, None)
+            if isinstance(exc, ClickHouseError):
+                raise StoreError(f"insert into {table} failed: {_first_line(exc)}") from exc
+            raise
 
     def close(self) -> None:
         self._pool.close()
