@@ -1,12 +1,20 @@
 """The CDC sink: a Kafka consumer group from Debezium change topics into the store.
 
-One loop, in one thread: collect a batch, decode it, write it (cdc.apply),
-announce it with a `ChangeNotice` on the ChangeBus, send undecodable messages
-to the dead-letter topic, record the positions in the store (at most once a
-second, see POSITIONS_EVERY_S), and only then commit the offsets to Kafka. A
-crash anywhere before the commit means the batch is delivered again, which the
-LSN-versioned writes make harmless; the notice goes out as soon as readers can
-see the batch, since the bookkeeping after it changes nothing they read.
+One loop, in one thread: collect a batch (decoding each message as it is
+polled), write it (cdc.apply), refresh its rollups, announce it with a
+`ChangeNotice` on the ChangeBus, send undecodable messages to the dead-letter
+topic, record the positions in the store (at most once a second, see
+POSITIONS_EVERY_S), and only then commit the offsets to Kafka. A crash anywhere
+before the commit means the batch is delivered again, which the LSN-versioned
+writes make harmless; the notice goes out as soon as readers can see the batch,
+since the bookkeeping after it changes nothing they read.
+
+While the engine refreshes a batch's rollups, the loop polls and decodes the
+next batch's messages, so a change that arrives meanwhile waits for the
+refresh only, not also for its own decoding. Nothing of the next batch is
+written before the refresh is done: a refresh reads the latest state its own
+batch left (store.rollups relies on it), and the next batch's offsets are
+committed only after its own write.
 
 A batch closes as soon as the consumer has nothing more buffered (a poll
 waits at most `sink_batch_idle_ms` for more), or when it holds
@@ -25,6 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -70,31 +79,6 @@ def change_topics(prefix: str) -> list[str]:
 
 
 @dataclass
-class _Batch:
-    """Messages polled for one batch, with when each was polled and when the batch closed."""
-
-    messages: list[Message] = field(default_factory=list)
-    polled_at: list[float] = field(default_factory=list)
-    closed_at: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.messages)
-
-
-class _Laps:
-    """Durations of a batch's consecutive steps, for the batch-stage histogram."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] = now - self._last
-        self._last = now
-
-
-@dataclass
 class _Decoded:
     events: list[ChangeEvent] = field(default_factory=list)
     # Kafka record timestamp and poll time of each event (wall clock, seconds).
@@ -103,6 +87,34 @@ class _Decoded:
     # Per (topic, partition): last offset, highest LSN and newest commit time seen.
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     lsn: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    """Messages polled for one batch, decoded as they came, and when the batch closed."""
+
+    decoded: _Decoded = field(default_factory=_Decoded)
+    size: int = 0
+    # Seconds spent decoding its messages (the batch's `decode` step).
+    decode_seconds: float = 0.0
+    closed_at: float = 0.0
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class _Laps:
+    """Durations of a batch's consecutive steps, for the batch-stage histogram."""
+
+    def __init__(self, **before: float) -> None:
+        # Steps done before the laps start (decoding, as messages were polled).
+        self.seconds: dict[str, float] = dict(before)
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._last
+        self._last = now
 
 
 class _Event(Protocol):
@@ -133,6 +145,9 @@ class Sink:
         self._unwritten: dict[tuple[str, int], PartitionPosition] = {}
         self._positions_written = 0.0
         self._positions_retry_at = 0.0
+        # The next batch, polled and decoded while the current one's rollups are refreshed.
+        self._ahead = _Batch()
+        self._refresher: ThreadPoolExecutor | None = None
         self._status: dict[str, Any] = {
             "running": False,
             "group": settings.kafka_group,
@@ -195,6 +210,7 @@ class Sink:
             {"bootstrap.servers": self._bootstrap, "acks": "all", "enable.idempotence": True}
         )
         consumer.subscribe(self.topics)
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdc-sink-refresh")
         log.info(
             "sink started group={} topics={} batch_size={} batch_ms={}",
             self.settings.kafka_group,
@@ -210,6 +226,10 @@ class Sink:
                 elif self._unwritten and time.monotonic() >= self._positions_retry_at:
                     self._write_positions_when_idle()
         finally:
+            # Messages polled ahead are not committed: they are delivered again.
+            self._ahead = _Batch()
+            self._refresher.shutdown()
+            self._refresher = None
             self._write_positions_when_idle()
             self._commit_pending(consumer)
             consumer.close()
@@ -259,9 +279,12 @@ class Sink:
                     raise SinkError(f"cannot create topic {topic}: {exc}") from exc
 
     def _collect(self, consumer: Consumer) -> _Batch:
-        """Messages until nothing more is buffered, the batch is full or its time is up."""
-        batch = _Batch()
-        deadline = None
+        """Messages until nothing more is buffered, the batch is full or its time is up.
+
+        The batch starts with the messages polled ahead, during the previous refresh.
+        """
+        batch, self._ahead = self._ahead, _Batch()
+        deadline = time.monotonic() + self.settings.sink_batch_ms / 1000 if batch else None
         limit = self.settings.sink_batch_size
         idle = self.settings.sink_batch_idle_ms / 1000
         while len(batch) < limit and not self._stop.is_set():
@@ -271,23 +294,39 @@ class Sink:
                 if left <= 0:
                     break
                 wait = min(idle, left)
-            messages = consumer.consume(min(limit - len(batch), 1000), timeout=wait)
-            if not messages:
+            if not self._poll_into(consumer, batch, wait):
                 # Caught up: what is in hand should not wait for more, and an idle
                 # sink returns to its loop (held positions get written there).
                 break
-            polled_at = time.time()
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    _log_kafka_error(error)
-                    continue
-                batch.messages.append(message)
-                batch.polled_at.append(polled_at)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.settings.sink_batch_ms / 1000
         batch.closed_at = time.time()
         return batch
+
+    def _collect_ahead(self, consumer: Consumer, refresh: Future[Any]) -> None:
+        """Poll and decode the next batch's messages until `refresh` is done."""
+        limit = self.settings.sink_batch_size
+        wait = self.settings.sink_batch_idle_ms / 1000
+        while not refresh.done() and len(self._ahead) < limit and not self._stop.is_set():
+            self._poll_into(consumer, self._ahead, wait)
+
+    def _poll_into(self, consumer: Consumer, batch: _Batch, wait: float) -> bool:
+        """One poll of at most `wait` seconds, decoded into `batch`; False if it got nothing."""
+        count = min(self.settings.sink_batch_size - len(batch), 1000)
+        messages = consumer.consume(count, timeout=wait)
+        if not messages:
+            return False
+        polled_at = time.time()
+        started = time.perf_counter()
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                _log_kafka_error(error)
+                continue
+            batch.size += 1
+            self._decode(batch.decoded, message, polled_at)
+        batch.decode_seconds += time.perf_counter() - started
+        return True
 
     def _process_with_retry(self, consumer: Consumer, producer: Producer, batch: _Batch) -> None:
         """Apply a batch; on a store failure retry it (never skip it) until stopped."""
@@ -306,12 +345,14 @@ class Sink:
 
     def _process(self, consumer: Consumer, producer: Producer, batch: _Batch) -> None:
         started = time.perf_counter()
-        laps = _Laps()
-        decoded = self._decode(batch)
-        laps.lap("decode")
+        laps = _Laps(decode=batch.decode_seconds)
+        decoded = batch.decoded
         applied = write_events(self.store, decoded.events)
         laps.lap("write")
-        refresh_rollups(self.store, applied)
+        assert self._refresher is not None
+        refresh = self._refresher.submit(refresh_rollups, self.store, applied)
+        self._collect_ahead(consumer, refresh)
+        refresh.result()
         laps.lap("rollups")
         self._announce(applied)
         laps.lap("notify")
@@ -364,25 +405,21 @@ class Sink:
         if applied.events:
             self.bus.publish(applied.notice())
 
-    def _decode(self, batch: _Batch) -> _Decoded:
-        decoded = _Decoded()
-        prefix = self.settings.kafka_topic_prefix
-        for message, polled_at in zip(batch.messages, batch.polled_at, strict=True):
-            topic, partition = message.topic() or "", message.partition() or 0
-            decoded.offsets[(topic, partition)] = message.offset() or 0
-            value = message.value()
-            if value is None:
-                continue  # a tombstone: only for log compaction, the delete came before it
-            try:
-                event = decode_event(topic, prefix, value)
-            except ChangeEventError as exc:
-                decoded.dead.append((message, exc.message))
-                continue
-            decoded.events.append(event)
-            decoded.received.append((_record_time(message, polled_at), polled_at))
-            lsn, ts = decoded.lsn.get((topic, partition), (0, 0))
-            decoded.lsn[(topic, partition)] = (max(lsn, event.lsn), max(ts, event.ts_ms))
-        return decoded
+    def _decode(self, decoded: _Decoded, message: Message, polled_at: float) -> None:
+        topic, partition = message.topic() or "", message.partition() or 0
+        decoded.offsets[(topic, partition)] = message.offset() or 0
+        value = message.value()
+        if value is None:
+            return  # a tombstone: only for log compaction, the delete came before it
+        try:
+            event = decode_event(topic, self.settings.kafka_topic_prefix, value)
+        except ChangeEventError as exc:
+            decoded.dead.append((message, exc.message))
+            return
+        decoded.events.append(event)
+        decoded.received.append((_record_time(message, polled_at), polled_at))
+        lsn, ts = decoded.lsn.get((topic, partition), (0, 0))
+        decoded.lsn[(topic, partition)] = (max(lsn, event.lsn), max(ts, event.ts_ms))
 
     def _dead_letter(self, producer: Producer, dead: list[tuple[Message, str]]) -> None:
         """Send undecodable messages, unchanged, to the DLQ with the reason in headers."""
