@@ -1,4 +1,5 @@
-"""A sink process killed mid-stream (SIGKILL) and restarted loses and doubles nothing.
+"""A sink process killed (SIGKILL) or stopped (SIGTERM) mid-stream and restarted loses and
+doubles nothing.
 
 The sink runs as `optima-bi sink` subprocesses on their own embedded store.
 The test process cannot open that store (chDB allows one engine path per
@@ -99,10 +100,19 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         pause.wait(0.2)
 
 
+@pytest.mark.parametrize(
+    "stop",
+    [signal.SIGKILL, signal.SIGTERM],
+    ids=["killed", "stopped"],
+)
 def test_killed_and_restarted_sink_leaves_the_store_exact(
-    make_cdc_source: Callable[..., CdcSource], tmp_path: Path
+    make_cdc_source: Callable[..., CdcSource], tmp_path: Path, stop: signal.Signals
 ) -> None:
-    """SIGKILL twice mid-stream, restart each time; the final store equals the source."""
+    """`stop` twice mid-stream, restart each time; the final store equals the source.
+
+    A stopped sink drains the batch in hand and leaves the messages it polled ahead
+    uncommitted, so its successor reads them again.
+    """
     source = make_cdc_source(seed=5)
     store_dsn = f"chdb://{tmp_path / 'store'}?database=optima"
     log_path = tmp_path / "sink.log"
@@ -111,8 +121,10 @@ def test_killed_and_restarted_sink_leaves_the_store_exact(
 
     def kill_and_restart(n: int) -> None:
         if n in (300, 900):
-            sinks[-1].process.send_signal(signal.SIGKILL)
-            sinks[-1].process.wait(30)
+            # Stopped once it has applied changes: mid-stream, not while starting up.
+            wait_until(lambda: bool(sinks[-1].applied_lsn()), "the sink to apply changes")
+            sinks[-1].process.send_signal(stop)
+            sinks[-1].process.wait(60)
             sinks.append(SinkProcess(source, store_dsn, log_path))
 
     source.workload.run(1_500, each=kill_and_restart)
@@ -130,4 +142,5 @@ def test_killed_and_restarted_sink_leaves_the_store_exact(
     )
     assert dumped.returncode == 0, dumped.stderr[-3000:]
     assert differences(dump_source(source.dsn), json.loads(dumped.stdout)) == {}
-    assert [s.process.returncode for s in sinks] == [-signal.SIGKILL, -signal.SIGKILL, 0]
+    ended = 0 if stop == signal.SIGTERM else -stop
+    assert [s.process.returncode for s in sinks] == [ended, ended, 0]
