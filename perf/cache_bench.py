@@ -735,7 +735,9 @@ async def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 await cache.aclose()
         cache, _ = await fresh_cache(redis_url, args.refresh_min_asks)
         try:
-            measured = await latency(store, mix, cache, args.latency_calls)
+            # Questions drawn afresh from the seed, so that every run times the same ones.
+            drawn = Mix(list(merchants), args.zipf, random.Random(args.seed))
+            measured = await latency(store, drawn, cache, args.latency_calls)
             change_rate = max(float(r) for r in args.changes.split(","))
             simulated = {
                 f"{r:g}/s": {
