@@ -71,6 +71,8 @@ FIRST_POLL_S = 0.1
 # idle or stops: they are for status and freshness, not for resuming (Kafka's
 # committed offsets are), and one statement fewer per batch matters under load.
 POSITIONS_EVERY_S = 1.0
+# How often polling ahead (during a refresh) looks whether the refresh is done.
+AHEAD_POLL_S = 0.005
 
 
 def change_topics(prefix: str) -> list[str]:
@@ -98,6 +100,8 @@ class _Batch:
     # Seconds spent decoding its messages (the batch's `decode` step).
     decode_seconds: float = 0.0
     closed_at: float = 0.0
+    # Its undecodable messages are in the dead-letter topic (a retry sends them no more).
+    dead_lettered: bool = False
 
     def __len__(self) -> int:
         return self.size
@@ -306,9 +310,8 @@ class Sink:
     def _collect_ahead(self, consumer: Consumer, refresh: Future[Any]) -> None:
         """Poll and decode the next batch's messages until `refresh` is done."""
         limit = self.settings.sink_batch_size
-        wait = self.settings.sink_batch_idle_ms / 1000
         while not refresh.done() and len(self._ahead) < limit and not self._stop.is_set():
-            self._poll_into(consumer, self._ahead, wait)
+            self._poll_into(consumer, self._ahead, AHEAD_POLL_S)
 
     def _poll_into(self, consumer: Consumer, batch: _Batch, wait: float) -> bool:
         """One poll of at most `wait` seconds, decoded into `batch`; False if it got nothing."""
@@ -358,7 +361,9 @@ class Sink:
         laps.lap("notify")
         visible_at = time.time()
 
-        self._dead_letter(producer, decoded.dead)
+        if not batch.dead_lettered:
+            self._dead_letter(producer, decoded.dead)
+            batch.dead_lettered = True
         self._hold_positions(decoded)
         if time.monotonic() - self._positions_written >= POSITIONS_EVERY_S:
             self._write_positions()
