@@ -343,14 +343,25 @@ def _statement_name(sql: str) -> str:
 
 
 def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import shutil
     import tempfile
 
+    root = Path(tempfile.mkdtemp(prefix="cdc-perf-"))
+    try:
+        return _measure(env, source, args, root)
+    finally:
+        # The stores of a run are hundreds of megabytes; the figures are in the report.
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _measure(
+    env: dict[str, str], source: dict[str, Any], args: argparse.Namespace, root: Path
+) -> dict[str, Any]:
     from optima_bi_mcp.cdc.sink import Sink
     from optima_bi_mcp.cdc.telemetry import SinkTelemetry
     from optima_bi_mcp.data.tables import TABLES
     from optima_bi_mcp.store import open_store
 
-    root = Path(tempfile.mkdtemp(prefix="cdc-perf-"))
     store = open_store(f"chdb://{root}?database=latency")
     telemetry = SinkTelemetry()
     recorders = {
@@ -394,6 +405,8 @@ def _run(env: dict[str, str], source: dict[str, Any], args: argparse.Namespace) 
     events = bulk_sink.status()["events"]
     bulk_sink.stop()
     bulk_steps = _step_totals(bulk_sink)
+    bulk_store.close()
+    store.close()
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["perf/cdc_latency.py", *sys.argv[1:]]),
