@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 
-from optima_bi_mcp.errors import StoreError
 from optima_bi_mcp.store import Store
 
 
@@ -40,7 +39,7 @@ def test_a_changed_column_type_is_learned_again(store: Store) -> None:
 def test_a_failed_insert_is_reported_and_the_next_one_works(store: Store) -> None:
     """A value the column cannot hold fails that insert only; the next insert writes."""
     store.insert("notes", [(1, "first")], ["id", "body"])
-    with pytest.raises((StoreError, TypeError, ValueError)):
+    with pytest.raises(ValueError, match="not a number"):  # the driver cannot encode it
         store.insert("notes", [("not a number", "x")], ["id", "body"])
     store.insert("notes", [(3, "third")], ["id", "body"])
     assert store.query("SELECT count() FROM notes") == [(2,)]
